@@ -1,0 +1,35 @@
+// The C++ core behind the C ABI: one function per supported PKCS#11 call. entry.cpp checks
+// pointer arguments and dispatches here; everything returns a Status carrying its CK_RV.
+#pragma once
+#include "p11.h"
+#include "status.h"
+
+namespace sb::bridge {
+
+Status initialize(CK_C_INITIALIZE_ARGS_PTR args);
+Status finalize();
+Status check_initialized();
+Status get_info(CK_INFO& info);
+Status get_slot_list(bool token_present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count);
+Status get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO& info);
+Status get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO& info);
+Status get_mechanism_list(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count);
+Status get_mechanism_info(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO& info);
+Status open_session(CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HANDLE& out);
+Status close_session(CK_SESSION_HANDLE h);
+Status close_all_sessions(CK_SLOT_ID slot);
+Status get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO& info);
+Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user);
+Status logout(CK_SESSION_HANDLE h);
+Status get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
+Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
+Status find_objects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_ULONG& count);
+Status find_objects_final(CK_SESSION_HANDLE h);
+Status sign_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech, CK_OBJECT_HANDLE key);
+// The sign calls validate their own pointers: per v2.40 §5.11 any error except
+// CKR_BUFFER_TOO_SMALL (and a length query) ends the operation.
+Status sign(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len);
+Status sign_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len);
+Status sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len);
+
+}  // namespace sb::bridge

@@ -1,0 +1,50 @@
+#include "digest_info.h"
+
+#include <cstring>
+
+namespace sb {
+
+namespace {
+struct Prefix {
+  CK_MECHANISM_TYPE hash;
+  size_t digest_len;
+  uint8_t len;
+  uint8_t bytes[19];
+};
+// DER of DigestInfo up to the OCTET STRING header (RFC 8017 §9.2, note 1).
+constexpr Prefix PREFIXES[] = {
+    {CKM_SHA_1, 20, 15, {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14}},
+    {CKM_SHA224, 28, 19, {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04, 0x05, 0x00, 0x04, 0x1c}},
+    {CKM_SHA256, 32, 19, {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}},
+    {CKM_SHA384, 48, 19, {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30}},
+    {CKM_SHA512, 64, 19, {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40}},
+};
+}  // namespace
+
+CK_MECHANISM_TYPE digest_info_hash(const uint8_t* p, size_t n) {
+  for (const Prefix& pr : PREFIXES)
+    if (n == pr.len + pr.digest_len && memcmp(p, pr.bytes, pr.len) == 0) return pr.hash;
+  return 0;
+}
+
+CK_MECHANISM_TYPE hash_mechanism(HashAlg alg) {
+  switch (alg) {
+    case HashAlg::Sha256: return CKM_SHA256;
+    case HashAlg::Sha384: return CKM_SHA384;
+    case HashAlg::Sha512: return CKM_SHA512;
+    default: return 0;
+  }
+}
+
+size_t build_digest_info(HashAlg alg, const uint8_t* digest, uint8_t* out) {
+  CK_MECHANISM_TYPE m = hash_mechanism(alg);
+  for (const Prefix& pr : PREFIXES)
+    if (pr.hash == m) {
+      memcpy(out, pr.bytes, pr.len);
+      memcpy(out + pr.len, digest, pr.digest_len);
+      return pr.len + pr.digest_len;
+    }
+  return 0;
+}
+
+}  // namespace sb

@@ -1,0 +1,25 @@
+// The C ABI boundary helper: every C_* body is guard(name, [&]{ ...checks; return bridge::x(...); }).
+// No logic here beyond pointer checks (STYLE.md "the boundary only dispatches").
+#pragma once
+#include <new>
+#include <string>
+
+#include "status.h"
+
+namespace sb {
+
+template <class Fn>
+CK_RV guard(const char* fn, Fn&& body) noexcept {
+  try {
+    Status s = body();
+    if (!s.ok() && !s.message().empty() && debug_enabled())
+      debug_line(std::string(fn) + ": " + s.message() + " (" + rv_name(s.rv()) + ")");
+    return s.rv();
+  } catch (const std::bad_alloc&) {
+    return CKR_HOST_MEMORY;
+  } catch (...) {
+    return CKR_GENERAL_ERROR;
+  }
+}
+
+}  // namespace sb

@@ -1,0 +1,31 @@
+// The interface every signing backend implements (design.md: src/backends/types.ts). The daemon
+// resolves a SIGN request's key_handle to a KeyRecord and calls sign(); errors are thrown as
+// SignbridgeError whose `.ckr` becomes the reply's rv (protocol.md "SIGN" error table).
+import type { KeyRecord, TokenRecord } from '../core/keys.js';
+
+export interface SignRequest {
+  key: KeyRecord;
+  /** Signing primitive: CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA or CKM_EDDSA. */
+  mechanism: number;
+  /** Digest in `data` (CKM_SHA256 …), 0 when unknown / EdDSA. */
+  hashAlg: number;
+  /** PSS only: CKG_MGF1_*; else 0. */
+  mgf: number;
+  /** PSS only; else 0. */
+  saltLen: number;
+  data: Buffer;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Connect, authenticate, list keys. Throws SignbridgeError with a message that says what to fix. */
+  start(): Promise<void>;
+  /** The backing tokens and their keys (after start()). */
+  tokens(): TokenRecord[];
+  /** Changes whenever tokens() changes (protocol.md "GET_INVENTORY" generation). */
+  generation(): bigint;
+  /** Returns the signature in PKCS#11 form (RSA: modulus bytes; ECDSA: r‖s; EdDSA: 64 bytes). */
+  sign(req: SignRequest): Buffer | Promise<Buffer>;
+  /** Finish in-flight signatures, then release the token. */
+  close(): Promise<void>;
+}

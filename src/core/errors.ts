@@ -1,0 +1,166 @@
+// One catalogue of signbridge errors (fastify/undici style): a stable `code`, a message that says
+// what to do next, and, where a daemon reply carries it, the CK_RV (`ckr`). Messages are built
+// from the parameters given here only — never pass a PIN, API key or password as a parameter.
+import {
+  CKR_DATA_LEN_RANGE,
+  CKR_DEVICE_ERROR,
+  CKR_FUNCTION_FAILED,
+  CKR_KEY_HANDLE_INVALID,
+  CKR_MECHANISM_INVALID,
+  CKR_MECHANISM_PARAM_INVALID,
+  CKR_PIN_INCORRECT,
+  ckrName,
+} from './pkcs11.js';
+
+interface Entry<P> {
+  /** CK_RV a daemon reply carries for this error (protocol.md "SIGN" error table). */
+  ckr: number;
+  message: (p: P) => string;
+}
+function entry<P = Record<string, never>>(ckr: number, message: (p: P) => string): Entry<P> {
+  return { ckr, message };
+}
+
+export const ERRORS = {
+  // --- connection / protocol ---
+  SIGNBRIDGE_ERR_NO_DAEMON: entry<{ path: string; reason: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `no signbridge daemon at ${p.path} (${p.reason}): start it with \`signbridge daemon --backend pkcs11 …\` or set SIGNBRIDGE_SOCKET to the socket it listens on`,
+  ),
+  SIGNBRIDGE_ERR_TIMEOUT: entry<{ path: string; what: string; ms: number }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the signbridge daemon at ${p.path} did not answer ${p.what} within ${p.ms} ms: check the daemon's log, or restart it`,
+  ),
+  SIGNBRIDGE_ERR_CONNECTION_CLOSED: entry<{ path: string; what: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the signbridge daemon at ${p.path} closed the connection during ${p.what}: check the daemon's log`,
+  ),
+  SIGNBRIDGE_ERR_PROTOCOL: entry<{ detail: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `malformed signbridge frame: ${p.detail} (module and daemon versions may differ: update both from the same release)`,
+  ),
+  SIGNBRIDGE_ERR_VERSION: entry<{ server: string; client: string; upgrade: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `signbridge daemon speaks protocol ${p.server}, module speaks ${p.client}: upgrade the ${p.upgrade}`,
+  ),
+  SIGNBRIDGE_ERR_DAEMON_REPLY: entry<{ what: string; message: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `the signbridge daemon refused ${p.what}: ${p.message}`,
+  ),
+
+  // --- daemon start-up ---
+  SIGNBRIDGE_ERR_DAEMON_RUNNING: entry<{ path: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `another signbridge daemon already answers on ${p.path}: stop it first, or start this one with --socket <other path>`,
+  ),
+  SIGNBRIDGE_ERR_SOCKET_DIR: entry<{ dir: string; problem: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `unsafe socket directory ${p.dir}: ${p.problem}; remove it or fix it (owner = the daemon's user, mode 0700), or choose another with --socket`,
+  ),
+  SIGNBRIDGE_ERR_CONFIG: entry<{ detail: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `invalid signbridge configuration: ${p.detail} (see \`signbridge daemon --help\`)`,
+  ),
+  SIGNBRIDGE_ERR_PIN_MISSING: entry(
+    CKR_FUNCTION_FAILED,
+    () => 'no token PIN given: set SIGNBRIDGE_PIN or pass --pin-file <file> (a file readable only by you, mode 0600); a PIN is never accepted as a flag',
+  ),
+  SIGNBRIDGE_ERR_PIN_FILE: entry<{ file: string; problem: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `cannot use PIN file ${p.file}: ${p.problem}`,
+  ),
+  SIGNBRIDGE_ERR_PIN_INCORRECT: entry<{ token: string; rv: string }>(
+    CKR_PIN_INCORRECT,
+    (p) => `the token "${p.token}" refused the PIN (${p.rv}): check SIGNBRIDGE_PIN or the PIN file; repeated failures may lock the token`,
+  ),
+  SIGNBRIDGE_ERR_PKCS11_LIBRARY: entry<{ library: string; reason: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `cannot load the PKCS#11 library ${p.library} (${p.reason}): check --pkcs11-library (for SoftHSMv2: /usr/lib/softhsm/libsofthsm2.so, \`apt-get install -y softhsm2\`)`,
+  ),
+  SIGNBRIDGE_ERR_TOKEN_NOT_FOUND: entry<{ wanted: string; available: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `no token ${p.wanted} in the PKCS#11 library (tokens present: ${p.available}): check --token-label / --slot-index`,
+  ),
+
+  // --- signing (protocol.md "SIGN" error table) ---
+  SIGNBRIDGE_ERR_KEY_NOT_FOUND: entry<{ handle: string }>(
+    CKR_KEY_HANDLE_INVALID,
+    (p) => `no key with handle ${p.handle}: the daemon's inventory changed; re-read the key list (\`signbridge keys\`)`,
+  ),
+  SIGNBRIDGE_ERR_MECHANISM: entry<{ mechanism: string; key: string }>(
+    CKR_MECHANISM_INVALID,
+    (p) => `key ${p.key} cannot sign with ${p.mechanism}: pick a mechanism the key lists (\`signbridge keys\`)`,
+  ),
+  SIGNBRIDGE_ERR_MECHANISM_PARAM: entry<{ detail: string }>(
+    CKR_MECHANISM_PARAM_INVALID,
+    (p) => `bad signature parameters: ${p.detail}`,
+  ),
+  SIGNBRIDGE_ERR_DATA_LEN: entry<{ detail: string }>(
+    CKR_DATA_LEN_RANGE,
+    (p) => `wrong data length for this signature: ${p.detail}`,
+  ),
+  SIGNBRIDGE_ERR_TOKEN: entry<{ op: string; rv: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the backing token failed during ${p.op} (${p.rv}): check the token (is it present, is the PIN still valid?) and the daemon's log`,
+  ),
+
+  // --- native binaries ---
+  SIGNBRIDGE_ERR_NATIVE_NOT_BUILT: entry<{ what: string; tried: string; alternative?: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `${p.what} not found; tried: ${p.tried}. Run \`npm run build\` in the signbridge package (needs cmake and g++)${p.alternative ? `, or ${p.alternative}` : ''}`,
+  ),
+  SIGNBRIDGE_ERR_NATIVE_LOAD: entry<{ path: string; reason: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `cannot load ${p.path}: ${p.reason}. Rebuild it for this Node version with \`npm run build\``,
+  ),
+  SIGNBRIDGE_ERR_PEERCRED: entry<{ reason: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `cannot read the peer credentials of a socket client: ${p.reason}`,
+  ),
+
+  // --- CLI ---
+  SIGNBRIDGE_ERR_USAGE: entry<{ detail: string; command: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `${p.detail}: see \`signbridge ${p.command} --help\``,
+  ),
+  SIGNBRIDGE_ERR_NOT_AVAILABLE: entry<{ command: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `\`signbridge ${p.command}\` is not available yet in this version: see \`signbridge --help\` for the commands there are`,
+  ),
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+type ParamsOf<C extends ErrorCode> = (typeof ERRORS)[C] extends Entry<infer P> ? P : never;
+
+export class SignbridgeError extends Error {
+  override name = 'SignbridgeError';
+  readonly code: ErrorCode;
+  /** The CK_RV a daemon reply carries for this error. */
+  readonly ckr: number;
+  constructor(code: ErrorCode, message: string, opts: { ckr?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = code;
+    this.ckr = opts.ckr ?? ERRORS[code].ckr;
+  }
+}
+
+/** Build an error from the catalogue. `ckr` overrides the catalogue's (e.g. a token's own CK_RV). */
+export function sbError<C extends ErrorCode>(
+  code: C,
+  params: ParamsOf<C>,
+  opts: { ckr?: number; cause?: unknown } = {},
+): SignbridgeError {
+  const e = ERRORS[code] as Entry<ParamsOf<C>>;
+  return new SignbridgeError(code, e.message(params), opts);
+}
+
+export function isSignbridgeError(e: unknown): e is SignbridgeError {
+  return e instanceof SignbridgeError;
+}
+
+/** A CK_RV for any thrown value: a SignbridgeError's own, else CKR_FUNCTION_FAILED. */
+export function ckrOf(e: unknown): number {
+  return e instanceof SignbridgeError ? e.ckr : CKR_FUNCTION_FAILED;
+}
+
+export { ckrName };

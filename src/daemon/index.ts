@@ -1,0 +1,156 @@
+// Daemon wiring: backend → inventory → socket server, clean shutdown on SIGTERM/SIGINT.
+//
+// Exit codes (also in `signbridge daemon --help`):
+//   0  stopped cleanly (SIGTERM / SIGINT)
+//   1  unexpected failure
+//   2  usage or configuration error (flags, config file, PIN file)
+//   3  the backend could not start (library, token, PIN)
+//   4  the socket is in use by another daemon, or its directory is unsafe
+import type { Logger } from 'pino';
+import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
+import type { KeyRecord } from '../core/keys.js';
+import { buildSlots } from '../core/objects.js';
+import { Pkcs11Backend } from '../backends/pkcs11/index.js';
+import { readPin } from '../backends/pkcs11/pin.js';
+import type { Backend } from '../backends/types.js';
+import { encodeReply, type SignRequest } from '../ipc/protocol.js';
+import { DaemonServer, type Handler } from '../ipc/server.js';
+import type { DaemonConfig } from './config.js';
+
+export const VERSION = '0.1.0';
+export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, BACKEND: 3, SOCKET: 4 } as const;
+
+const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  SIGNBRIDGE_ERR_CONFIG: EXIT.CONFIG,
+  SIGNBRIDGE_ERR_USAGE: EXIT.CONFIG,
+  SIGNBRIDGE_ERR_PIN_MISSING: EXIT.CONFIG,
+  SIGNBRIDGE_ERR_PIN_FILE: EXIT.CONFIG,
+  SIGNBRIDGE_ERR_PIN_INCORRECT: EXIT.BACKEND,
+  SIGNBRIDGE_ERR_PKCS11_LIBRARY: EXIT.BACKEND,
+  SIGNBRIDGE_ERR_TOKEN_NOT_FOUND: EXIT.BACKEND,
+  SIGNBRIDGE_ERR_TOKEN: EXIT.BACKEND,
+  SIGNBRIDGE_ERR_DAEMON_RUNNING: EXIT.SOCKET,
+  SIGNBRIDGE_ERR_SOCKET_DIR: EXIT.SOCKET,
+};
+export function exitCodeFor(e: unknown): number {
+  return e instanceof SignbridgeError ? (EXIT_BY_CODE[e.code] ?? EXIT.FAILURE) : EXIT.FAILURE;
+}
+
+/** Handler over a backend: the inventory frame is encoded once per generation. */
+export class BackendHandler implements Handler {
+  private cachedGen: bigint | undefined;
+  private cachedFrame: Buffer = Buffer.alloc(0);
+  private byHandle = new Map<string, KeyRecord>();
+
+  constructor(private readonly backend: Backend) {}
+
+  inventoryFrame(): Buffer {
+    const gen = this.backend.generation();
+    if (gen !== this.cachedGen) {
+      const tokens = this.backend.tokens();
+      this.byHandle = new Map(tokens.flatMap((t) => t.keys.map((k) => [k.handle.toString('hex'), k] as const)));
+      this.cachedFrame = encodeReply('GET_INVENTORY', 0, { generation: gen, slots: buildSlots(tokens) });
+      this.cachedGen = gen;
+    }
+    return this.cachedFrame;
+  }
+
+  sign(req: SignRequest): Buffer | Promise<Buffer> {
+    if (this.cachedGen !== this.backend.generation()) this.inventoryFrame();
+    const key = this.byHandle.get(req.key_handle.toString('hex'));
+    if (!key) throw sbError('SIGNBRIDGE_ERR_KEY_NOT_FOUND', { handle: req.key_handle.toString('hex') || '(empty)' });
+    return this.backend.sign({
+      key,
+      mechanism: Number(req.mechanism),
+      hashAlg: Number(req.hash_alg),
+      mgf: Number(req.mgf),
+      saltLen: req.salt_len,
+      data: req.data,
+    });
+  }
+}
+
+export interface RunningDaemon {
+  socketPath: string;
+  backend: Backend;
+  server: DaemonServer;
+  /** Stop accepting, finish in-flight signatures, close the backend, remove the socket. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+  peerCredentials?: ((fd: number) => { pid: number; uid: number; gid: number }) | undefined;
+}
+
+export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<RunningDaemon> {
+  const log = opts.logger;
+  const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env: opts.env ?? process.env });
+  // Refuse early (before logging in to the token) when another daemon owns the socket.
+  await DaemonServer.preparePath(cfg.socket, log);
+  const backend = new Pkcs11Backend({
+    library: cfg.pkcs11.library,
+    tokenLabel: cfg.pkcs11.tokenLabel,
+    slotIndex: cfg.pkcs11.slotIndex,
+    pin,
+    logger: log.child({ backend: 'pkcs11' }),
+    syncThresholdUs: cfg.pkcs11.syncThresholdUs,
+    maxAsyncSessions: cfg.pkcs11.maxAsyncSessions,
+  });
+  await backend.start();
+  const handler = new BackendHandler(backend);
+  handler.inventoryFrame(); // encode once up front: the first client pays nothing
+  const server = new DaemonServer({
+    socketPath: cfg.socket,
+    handler,
+    logger: log,
+    serverName: `signbridge/${VERSION}`,
+    peerCredentials: opts.peerCredentials,
+  });
+  try {
+    await server.listen();
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
+  const keys = backend.tokens().reduce((n, t) => n + t.keys.length, 0);
+  log.info({ socket: cfg.socket, keys, backend: backend.name }, 'listening');
+  let closing: Promise<void> | undefined;
+  return {
+    socketPath: cfg.socket,
+    backend,
+    server,
+    close: () =>
+      (closing ??= (async () => {
+        await server.close();
+        await backend.close();
+      })()),
+  };
+}
+
+/** Run until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<number> {
+  const d = await startDaemon(cfg, opts);
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      opts.logger.info({ signal }, 'shutting down');
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      d.close().then(
+        () => {
+          opts.logger.info('stopped');
+          resolve(EXIT.OK);
+        },
+        (e: unknown) => {
+          opts.logger.error({ err: (e as Error).message }, 'error during shutdown');
+          resolve(EXIT.FAILURE);
+        },
+      );
+    };
+    const onTerm = (): void => stop('SIGTERM');
+    const onInt = (): void => stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+}

@@ -1,0 +1,146 @@
+// Runs `signbridge daemon --backend pkcs11 …` as a child process (the demo and the tests use it):
+// waits until the socket answers HELLO, fails fast with the daemon's own stderr if it exits early,
+// and stops it on request. The PIN travels as a file path (--pin-file), never as an argument.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { packageRoot } from '../native/loader.js';
+import { waitForDaemon } from '../ipc/client.js';
+
+export interface StartDaemonOptions {
+  socket: string;
+  softhsmConf: string;
+  library: string;
+  tokenLabel: string;
+  pinFile: string;
+  /** daemon stdout+stderr are appended here */
+  logFile: string;
+  /** how long to wait for the first HELLO answer (default 20 s) */
+  timeoutMs?: number;
+  /** extra CLI arguments after the standard ones */
+  extraArgs?: string[];
+  /** extra environment for the daemon */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunningDaemon {
+  pid: number;
+  socket: string;
+  /** the daemon's stderr so far (bounded) — for error messages */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+export class DaemonStartError extends Error {
+  readonly code = 'SIGNBRIDGE_ERR_DAEMON_START';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DaemonStartError';
+  }
+}
+
+const STDERR_KEEP = 16 * 1024;
+
+/** The built CLI (lib/cli/index.js); tests run from src/ but the daemon runs from lib/. */
+export function cliPath(): string {
+  const p = join(packageRoot(), 'lib', 'cli', 'index.js');
+  if (!existsSync(p)) throw new DaemonStartError(`${p} does not exist: build signbridge first (\`npm run build\`)`);
+  return p;
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+}
+
+export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaemon> {
+  const cli = cliPath();
+  mkdirSync(dirname(opts.logFile), { recursive: true });
+  const log = createWriteStream(opts.logFile, { flags: 'a', mode: 0o600 });
+  const args = [
+    cli,
+    'daemon',
+    '--backend',
+    'pkcs11',
+    '--pkcs11-library',
+    opts.library,
+    '--token-label',
+    opts.tokenLabel,
+    '--pin-file',
+    opts.pinFile,
+    '--socket',
+    opts.socket,
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    // SoftHSMv2 finds its token directory through SOFTHSM2_CONF (token-setup.ts wrote it)
+    env: { ...process.env, ...opts.env, SOFTHSM2_CONF: opts.softhsmConf, SIGNBRIDGE_SOCKET: opts.socket },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.on('data', (d: Buffer) => {
+    log.write(d);
+    stderr = (stderr + d.toString('utf8')).slice(-STDERR_KEEP);
+  });
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  child.once('exit', (code, signal) => {
+    exited = { code, signal };
+  });
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+
+  const stop = async (): Promise<void> => {
+    if (exited || child.exitCode !== null) {
+      log.end();
+      return;
+    }
+    child.kill('SIGTERM');
+    if (!(await waitExit(child, 5000))) {
+      child.kill('SIGKILL');
+      await waitExit(child, 2000);
+    }
+    await new Promise<void>((r) => log.end(r));
+  };
+
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  let lastError = 'not started';
+  for (;;) {
+    if (exited) {
+      await stop();
+      throw new DaemonStartError(
+        `the signbridge daemon exited during start-up (${exited.signal ?? `exit code ${exited.code}`}); its stderr:\n${stderr.trim() || '(empty)'}\n(full log: ${opts.logFile})`,
+      );
+    }
+    const early = await Promise.race([spawnError, new Promise<null>((r) => setTimeout(() => r(null), 0))]);
+    if (early) {
+      await stop();
+      throw new DaemonStartError(`cannot start ${process.execPath} ${cli}: ${early.message}`);
+    }
+    if (existsSync(opts.socket)) {
+      try {
+        // short attempts, so an early exit of the daemon is noticed between them
+        await waitForDaemon(opts.socket, 1000);
+        break;
+      } catch (e) {
+        lastError = (e as Error).message;
+      }
+    } else {
+      lastError = `socket ${opts.socket} does not exist yet`;
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new DaemonStartError(
+        `the signbridge daemon did not answer HELLO on ${opts.socket} within ${opts.timeoutMs ?? 20_000} ms (${lastError}); its stderr:\n${stderr.trim() || '(empty)'}\n(full log: ${opts.logFile})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { pid: child.pid!, socket: opts.socket, stderr: () => stderr, stop };
+}

@@ -1,0 +1,96 @@
+// Runs test/native/conformance.c — the module through its raw C ABI (NULL and short buffers,
+// the five C_GetAttributeValue cases, argument and state errors) — against a real daemon and
+// with no daemon at all. The harness prints the signatures it made; they are verified here
+// with node:crypto against the certificates SoftHSMv2 holds.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testToken } from '../helpers/token.js';
+import { startDaemon, type RunningDaemon } from '../../src/demo/daemon-process.js';
+import { modulePath } from '../../src/native/loader.js';
+
+const token = testToken();
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+let dir: string;
+let harness: string;
+let daemon: RunningDaemon;
+
+function run(mode: 'daemon' | 'no-daemon', socket: string): { lines: string[]; status: number | null } {
+  const r = spawnSync(harness, [modulePath(), mode], {
+    env: { ...process.env, SIGNBRIDGE_SOCKET: socket },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { lines: r.stdout.split('\n').filter(Boolean), status: r.status };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sb-conformance-'));
+  harness = join(dir, 'conformance');
+  const include = join(dirname(require.resolve('pkcs11js/package.json')), 'includes', 'pkcs11');
+  try {
+    execFileSync('cc', ['-std=c11', '-D_POSIX_C_SOURCE=200809L', '-Wall', '-I', include,
+      join(here, '..', 'native', 'conformance.c'), '-o', harness, '-ldl'], { stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`cannot compile the conformance harness (apt-get install -y gcc): ${String(e)}`);
+  }
+  const socket = join(dir, 'signbridge.sock');
+  daemon = await startDaemon({
+    socket,
+    softhsmConf: token.softhsmConf,
+    library: token.library,
+    tokenLabel: token.tokenLabel,
+    pinFile: token.pinFile,
+    logFile: join(dir, 'daemon.log'),
+  });
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('raw C ABI conformance', () => {
+  it('passes every check against a real daemon, and its signatures verify', () => {
+    const { lines, status } = run('daemon', daemon.socket);
+    const failed = lines.filter((l) => l.startsWith('FAIL'));
+    expect(failed).toEqual([]);
+    expect(status).toBe(0);
+    expect(lines.filter((l) => l.startsWith('ok ')).length).toBeGreaterThan(60);
+    const sigs = lines.filter((l) => l.startsWith('sig '));
+    expect(sigs.map((l) => l.split(' ')[1])).toEqual(['SHA256_RSA_PKCS', 'ECDSA_SHA256']);
+    const certs = Object.fromEntries(token.keys.map((k) => [k.label, new X509Certificate(k.certPem).publicKey]));
+    for (const line of sigs) {
+      const [, name, dataHex, sigHex] = line.split(' ');
+      const data = Buffer.from(dataHex!, 'hex');
+      const sig = Buffer.from(sigHex!, 'hex');
+      if (name === 'SHA256_RSA_PKCS') {
+        expect(cryptoVerify('sha256', data, certs['rsa-3072']!, sig)).toBe(true);
+      } else {
+        expect(cryptoVerify('sha256', data, { key: certs['ec-p256']!, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
+      }
+    }
+  });
+
+  it('answers fast and specifically when no daemon listens', () => {
+    const { lines, status } = run('no-daemon', join(dir, 'absent.sock'));
+    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    expect(status).toBe(0);
+  });
+
+  it('prints one clear stderr line with SIGNBRIDGE_DEBUG', () => {
+    const r = spawnSync(harness, [modulePath(), 'no-daemon'], {
+      env: { ...process.env, SIGNBRIDGE_SOCKET: join(dir, 'absent.sock'), SIGNBRIDGE_DEBUG: '1' },
+      encoding: 'utf8',
+    });
+    const lines = r.stderr.split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines[0]).toMatch(/^signbridge: .*absent\.sock.*signbridge daemon/);
+  });
+});

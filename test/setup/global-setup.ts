@@ -1,0 +1,82 @@
+// Once per test run: check system requirements (fail — never skip — with the apt-get line), then
+// create ONE SoftHSMv2 token in a temp dir with an RSA-3072 key ("rsa-3072", id 01) and an
+// EC P-256 key ("ec-p256", id 02), each with a self-signed code-signing certificate. Tests get its
+// details through inject('softhsm') (test/helpers/token.ts).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { aptLine, missingFor } from '../../src/demo/requirements.js';
+import { createToken } from '../../src/softhsm/token-setup.js';
+import type { TestToken } from '../helpers/token.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    softhsm: TestToken;
+  }
+}
+
+export const TEST_TOKEN_LABEL = 'signbridge-test';
+
+// Vitest runs a globalSetup once per project; all run in this one process, so the first call
+// creates the token and the others reuse it (ONE token per run).
+const SHARED = Symbol.for('signbridge.test.softhsm');
+type Shared = { details: Promise<TestToken>; owners: number };
+const g = globalThis as typeof globalThis & { [SHARED]?: Shared };
+
+export default async function setup(project: TestProject): Promise<() => void> {
+  let shared = g[SHARED];
+  if (!shared) {
+    shared = { details: createRunToken(), owners: 0 };
+    g[SHARED] = shared;
+  }
+  shared.owners++;
+  const details = await shared.details;
+  project.provide('softhsm', details);
+  // also through the environment: forks inherit it, and helpers run outside a test context can read it
+  process.env.SIGNBRIDGE_TEST_TOKEN = JSON.stringify(details);
+  return () => {
+    // the last project to finish removes the token
+    if (--shared.owners > 0) return;
+    delete g[SHARED];
+    if (!process.env.SIGNBRIDGE_KEEP_TEST_STATE) rmSync(details.stateDir, { recursive: true, force: true });
+  };
+}
+
+async function createRunToken(): Promise<TestToken> {
+  const missing = missingFor(['test']);
+  if (missing.length > 0) {
+    throw new Error(
+      `missing system requirements for the tests: ${missing.map((r) => `${r.name} (${r.package})`).join(', ')}.\n` +
+        `Run as root: ${aptLine(missing)}   (or use \`npm test\`, which installs them when run as root)`,
+    );
+  }
+  const stateDir = mkdtempSync(join(tmpdir(), 'signbridge-test-'));
+  const token = await createToken({
+    stateDir,
+    tokenLabel: TEST_TOKEN_LABEL,
+    organization: 'signbridge tests',
+    keys: [
+      { type: 'rsa', bits: 3072, label: 'rsa-3072', idHex: '01' },
+      { type: 'ec', curve: 'P-256', label: 'ec-p256', idHex: '02' },
+    ],
+  });
+  const details: TestToken = {
+    stateDir,
+    softhsmConf: token.softhsmConf,
+    library: token.library,
+    tokenLabel: token.tokenLabel,
+    tokenSerial: token.tokenSerial,
+    pinFile: token.pinFile,
+    keys: token.keys.map((k) => ({
+      label: k.label,
+      idHex: k.idHex,
+      type: k.type,
+      ...(k.bits !== undefined ? { bits: k.bits } : {}),
+      ...(k.curve !== undefined ? { curve: k.curve } : {}),
+      certPath: k.certPath,
+      certPem: k.certPem,
+    })),
+  };
+  return details;
+}

@@ -13,11 +13,23 @@ import { describeRun, runCommand } from '../helpers/run.js';
 import { testKey, testToken } from '../helpers/token.js';
 
 let daemon: TestDaemon;
+
+/** "signed" entries the daemon logged (at debug level) for a mechanism: proof the signature went through it. */
+function signedInLog(mechanism: string): number {
+  return readFileSync(daemon.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"msg":"signed"') && l.includes(`"mechanism":"${mechanism}"`)).length;
+}
+
+async function waitFor(cond: () => boolean, ms = 3000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (cond()) return true;
+  return cond();
+}
 let work: string;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'sb-osslsigncode-'));
-  daemon = await startTestDaemon();
+  daemon = await startTestDaemon({ extraArgs: ['--log-level', 'debug'] });
 });
 afterAll(async () => {
   await daemon?.stop();
@@ -25,8 +37,8 @@ afterAll(async () => {
 });
 
 const cases = [
-  { label: 'rsa-3072', keyType: 'rsa', sigAlg: /sha256WithRSAEncryption|rsaEncryption/ },
-  { label: 'ec-p256', keyType: 'ec', sigAlg: /ecdsa-with-SHA256/ },
+  { label: 'rsa-3072', keyType: 'rsa', mechanism: 'CKM_RSA_PKCS' },
+  { label: 'ec-p256', keyType: 'ec', mechanism: 'CKM_ECDSA' },
 ];
 
 describe('osslsigncode through the signbridge module', () => {
@@ -35,6 +47,7 @@ describe('osslsigncode through the signbridge module', () => {
       const t = testToken();
       const key = testKey(c.label);
       const out = join(work, `signed-${c.label}.exe`);
+      const signedBefore = signedInLog(c.mechanism);
       const s = await osslsigncodeSign({
         module: signbridgeModule(),
         tokenLabel: t.tokenLabel,
@@ -45,6 +58,8 @@ describe('osslsigncode through the signbridge module', () => {
       });
       expect(s.status, `${describeRun(s)}\n--- daemon stderr\n${daemon.stderr()}`).toBe(0);
       expect(s.stdout).toMatch(/^Succeeded$/m);
+      // the daemon (pino, asynchronous) logged the signature: it was made through signbridge
+      expect(await waitFor(() => signedInLog(c.mechanism) > signedBefore), readFileSync(daemon.logFile, 'utf8')).toBe(true);
 
       const v = await osslsigncodeVerify(out, key.certPath);
       expect(v.status, describeRun(v)).toBe(0);
@@ -55,7 +70,7 @@ describe('osslsigncode through the signbridge module', () => {
       expect(verdict.ok).toBe(true);
       expect(verdict.signer).toBe(`/CN=signbridge ${c.label}/O=signbridge tests`);
 
-      // the signature embeds the token's certificate and the key's algorithm (read with openssl, not us)
+      // the signature embeds the certificate the token holds (read back with openssl, not with our code)
       const sigPem = join(work, `sig-${c.label}.pem`);
       const x = await runCommand('osslsigncode', ['extract-signature', '-pem', '-in', out, '-out', sigPem]);
       expect(x.status, describeRun(x)).toBe(0);
@@ -64,9 +79,6 @@ describe('osslsigncode through the signbridge module', () => {
       const embedded = new X509Certificate(p7.stdout.slice(p7.stdout.indexOf('-----BEGIN CERTIFICATE-----')));
       expect(embedded.raw.equals(new X509Certificate(readFileSync(key.certPath)).raw)).toBe(true);
       expect(embedded.publicKey.asymmetricKeyType).toBe(c.keyType);
-      const asn1 = await runCommand('openssl', ['cms', '-cmsout', '-print', '-inform', 'PEM', '-in', sigPem]);
-      expect(asn1.status, describeRun(asn1)).toBe(0);
-      expect(asn1.stdout).toMatch(c.sigAlg);
 
       // against the other key's certificate the same file must fail: the verifier really checks
       const other = testToken().keys.find((k) => k.label !== c.label)!;

@@ -1,4 +1,4 @@
-// osslsigncode (2.9, with the libp11 engine) driven the way a user would: sign a PE through a
+// osslsigncode (2.5 as in Debian 12, 2.9 from backports; libp11 engine) driven the way a user would: sign a PE through a
 // PKCS#11 module, then verify it against the signer's certificate. No PIN on the command line:
 // signbridge's module accepts any login (design.md "Login model"); a real token's PIN comes from a
 // file via -readpass.
@@ -58,6 +58,12 @@ export interface SignOptions {
   env?: NodeJS.ProcessEnv;
   hash?: 'sha256' | 'sha384' | 'sha512';
   description?: string;
+  /**
+   * Pass the libp11 engine's path with -pkcs11engine. Default false: without it osslsigncode asks
+   * OpenSSL for the engine by its id "pkcs11", which works in 2.5 and 2.9 alike; osslsigncode 2.5
+   * (Debian 12's) fails with "bad engine id" when given the path.
+   */
+  enginePath?: boolean;
 }
 
 export function signArgs(o: SignOptions): string[] {
@@ -65,8 +71,7 @@ export function signArgs(o: SignOptions): string[] {
   const object = uriValue(o.keyLabel);
   return [
     'sign',
-    '-pkcs11engine',
-    requiredFile('libengine-pkcs11-openssl'),
+    ...(o.enginePath ? ['-pkcs11engine', requiredFile('libengine-pkcs11-openssl')] : []),
     '-pkcs11module',
     o.module,
     ...(o.certs ? ['-certs', o.certs] : ['-pkcs11cert', `pkcs11:token=${token};object=${object};type=cert`]),

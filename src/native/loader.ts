@@ -16,8 +16,10 @@ export function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
+// A local build wins over a shipped prebuild (as in node-gyp-build): after `npm run build` the
+// binaries just built are the ones used, never a stale prebuild.
 function candidateDirs(root: string): string[] {
-  return [join(root, 'prebuilds', `${process.platform}-${process.arch}`), join(root, 'build', 'Release')];
+  return [join(root, 'build', 'Release'), join(root, 'prebuilds', `${process.platform}-${process.arch}`)];
 }
 
 /** Absolute path of libsignbridge-pkcs11.so; throws SIGNBRIDGE_ERR_NATIVE_NOT_BUILT listing what was tried. */

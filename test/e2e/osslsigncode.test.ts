@@ -86,6 +86,31 @@ describe('osslsigncode through the signbridge module', () => {
     });
   }
 
+  // The issue's form, -pkcs11engine <path>: osslsigncode 2.9 (bookworm-backports) takes it;
+  // 2.5 (Debian 12 main) refuses any engine path with "bad engine id" before it loads a module,
+  // which is why the demo and the README leave -pkcs11engine out (the engine is found by its id).
+  it('signs with -pkcs11engine <path> too (osslsigncode >= 2.6; 2.5 rejects the path itself)', async () => {
+    const version = /osslsigncode (\d+)\.(\d+)/.exec((await runCommand('osslsigncode', ['--version'])).stdout);
+    expect(version, 'osslsigncode --version').not.toBeNull();
+    const [major, minor] = [Number(version![1]), Number(version![2])];
+    const out = join(work, 'signed-engine-path.exe');
+    const s = await osslsigncodeSign({
+      module: signbridgeModule(),
+      tokenLabel: testToken().tokenLabel,
+      keyLabel: 'rsa-3072',
+      input: unsignedPe(),
+      output: out,
+      env: daemon.env,
+      enginePath: true,
+    });
+    if (major === 2 && minor < 6) {
+      expect(`${s.stdout}${s.stderr}`).toMatch(/bad engine id/);
+      return;
+    }
+    expect(s.status, describeRun(s)).toBe(0);
+    expect(parseVerify(await osslsigncodeVerify(out, testKey('rsa-3072').certPath)).ok).toBe(true);
+  });
+
   it('verifying the original, unsigned PE fails (the assertions above can fail)', async () => {
     const v = await osslsigncodeVerify(unsignedPe(), testKey('rsa-3072').certPath);
     expect(v.status).not.toBe(0);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type RunningDaemon } from '../../src/demo/daemon-process.js';
-import { testToken } from './token.js';
+import { testToken, type TokenName } from './token.js';
 
 export interface TestDaemon extends RunningDaemon {
   dir: string;
@@ -13,8 +13,10 @@ export interface TestDaemon extends RunningDaemon {
   env: NodeJS.ProcessEnv;
 }
 
-export async function startTestDaemon(opts: { extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<TestDaemon> {
-  const t = testToken();
+export async function startTestDaemon(
+  opts: { extraArgs?: string[]; env?: NodeJS.ProcessEnv; token?: TokenName } = {},
+): Promise<TestDaemon> {
+  const t = testToken(opts.token);
   // mkdtemp gives 0700, which the daemon requires of its socket directory; keep the path short
   // (sun_path holds 108 bytes)
   const dir = mkdtempSync(join(tmpdir(), 'sbd-'));

@@ -21,20 +21,28 @@ export interface TestToken {
   keys: TestKey[];
 }
 
-export function testToken(): TestToken {
+/**
+ * 'softhsm' (default): the chain token, RSA-3072 "rsa-3072" id 01 and EC P-256 "ec-p256" id 02.
+ * 'matrix': one key of every tested type — rsa-2048 (11), rsa-3072 (12), rsa-4096 (13),
+ * ec-p256 (21), ec-p384 (22), ed25519 (31; served from its own slot).
+ */
+export type TokenName = 'softhsm' | 'matrix';
+
+export function testToken(name: TokenName = 'softhsm'): TestToken {
   let t: TestToken | undefined;
   try {
-    t = inject('softhsm');
+    t = inject(name);
   } catch {
     /* not inside a vitest worker */
   }
-  if (!t && process.env.SIGNBRIDGE_TEST_TOKEN) t = JSON.parse(process.env.SIGNBRIDGE_TEST_TOKEN) as TestToken;
+  const env = name === 'softhsm' ? process.env.SIGNBRIDGE_TEST_TOKEN : process.env.SIGNBRIDGE_TEST_MATRIX_TOKEN;
+  if (!t && env) t = JSON.parse(env) as TestToken;
   if (!t) throw new Error('no test token: run the tests through vitest (vitest.config.ts globalSetup creates it)');
   return t;
 }
 
-export function testKey(label: 'rsa-3072' | 'ec-p256' | string): TestKey {
-  const k = testToken().keys.find((x) => x.label === label);
+export function testKey(label: 'rsa-3072' | 'ec-p256' | string, token: TokenName = 'softhsm'): TestKey {
+  const k = testToken(token).keys.find((x) => x.label === label);
   if (!k) throw new Error(`the test token has no key "${label}"`);
   return k;
 }

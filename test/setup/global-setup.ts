@@ -13,6 +13,7 @@ import type { TestToken } from '../helpers/token.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     softhsm: TestToken;
+    matrix: TestToken;
   }
 }
 
@@ -21,20 +22,25 @@ export const TEST_TOKEN_LABEL = 'signbridge-test';
 // Vitest runs a globalSetup once per project; all run in this one process, so the first call
 // creates the token and the others reuse it (ONE token per run).
 const SHARED = Symbol.for('signbridge.test.softhsm');
-type Shared = { details: Promise<TestToken>; owners: number };
+type Shared = { details: Promise<TestToken>; matrix: Promise<TestToken>; owners: number };
 const g = globalThis as typeof globalThis & { [SHARED]?: Shared };
 
 export default async function setup(project: TestProject): Promise<() => void> {
   let shared = g[SHARED];
   if (!shared) {
-    shared = { details: createRunToken(), owners: 0 };
+    const details = createRunToken();
+    // created after the first: SoftHSMv2 keygen is CPU-bound and the machine has two cores
+    shared = { details, matrix: details.then((d) => createMatrixToken(d.stateDir)), owners: 0 };
     g[SHARED] = shared;
   }
   shared.owners++;
   const details = await shared.details;
+  const matrix = await shared.matrix;
   project.provide('softhsm', details);
+  project.provide('matrix', matrix);
   // also through the environment: forks inherit it, and helpers run outside a test context can read it
   process.env.SIGNBRIDGE_TEST_TOKEN = JSON.stringify(details);
+  process.env.SIGNBRIDGE_TEST_MATRIX_TOKEN = JSON.stringify(matrix);
   return () => {
     // the last project to finish removes the token
     if (--shared.owners > 0) return;
@@ -61,6 +67,35 @@ async function createRunToken(): Promise<TestToken> {
       { type: 'ec', curve: 'P-256', label: 'ec-p256', idHex: '02' },
     ],
   });
+  return describeToken(stateDir, token);
+}
+
+export const MATRIX_TOKEN_LABEL = 'signbridge-matrix';
+
+/**
+ * The second token: one key of every type and size the mechanisms are tested with (the consumers
+ * issue). Its own token so the first one stays the small two-key token the chain tests count on.
+ * The Ed25519 key shares the backing token; the daemon serves it from a slot of its own.
+ */
+async function createMatrixToken(runDir: string): Promise<TestToken> {
+  const stateDir = join(runDir, 'matrix');
+  const token = await createToken({
+    stateDir,
+    tokenLabel: MATRIX_TOKEN_LABEL,
+    organization: 'signbridge tests',
+    keys: [
+      { type: 'rsa', bits: 2048, label: 'rsa-2048', idHex: '11' },
+      { type: 'rsa', bits: 3072, label: 'rsa-3072', idHex: '12' },
+      { type: 'rsa', bits: 4096, label: 'rsa-4096', idHex: '13' },
+      { type: 'ec', curve: 'P-256', label: 'ec-p256', idHex: '21' },
+      { type: 'ec', curve: 'P-384', label: 'ec-p384', idHex: '22' },
+      { type: 'ed25519', label: 'ed25519', idHex: '31' },
+    ],
+  });
+  return describeToken(stateDir, token);
+}
+
+function describeToken(stateDir: string, token: Awaited<ReturnType<typeof createToken>>): TestToken {
   const details: TestToken = {
     stateDir,
     softhsmConf: token.softhsmConf,

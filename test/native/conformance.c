@@ -73,6 +73,36 @@ static CK_OBJECT_HANDLE find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const
   return n == 1 ? h[0] : CK_INVALID_HANDLE;
 }
 
+/* Application-supplied mutex callbacks (v2.40 §5.4, C_Initialize): without CKF_OS_LOCKING_OK the
+ * library must lock with these. They count their calls so the test can see they were used. */
+static int n_create, n_destroy, n_lock, n_unlock;
+static CK_RV app_create(CK_VOID_PTR_PTR m) { static int token; *m = &token; n_create++; return CKR_OK; }
+static CK_RV app_destroy(CK_VOID_PTR m) { (void)m; n_destroy++; return CKR_OK; }
+static CK_RV app_lock(CK_VOID_PTR m) { (void)m; n_lock++; return CKR_OK; }
+static CK_RV app_unlock(CK_VOID_PTR m) { (void)m; n_unlock++; return CKR_OK; }
+
+static void check_app_mutexes(void) {
+  CK_C_INITIALIZE_ARGS a;
+  memset(&a, 0, sizeof a);
+  a.CreateMutex = app_create;
+  a.DestroyMutex = app_destroy;
+  a.LockMutex = app_lock;
+  a.UnlockMutex = app_unlock;
+  EXPECT_RV("initialize with app mutexes", p->C_Initialize(&a), CKR_OK);
+  CK_ULONG n = 0;
+  EXPECT_RV("slot list with app mutexes", p->C_GetSlotList(CK_FALSE, NULL, &n), CKR_OK);
+  CK_SLOT_ID slot;
+  n = 1;
+  EXPECT_RV("slot list 1 with app mutexes", p->C_GetSlotList(CK_TRUE, &slot, &n), CKR_OK);
+  CK_SESSION_HANDLE s;
+  EXPECT_RV("session with app mutexes", p->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
+  EXPECT_RV("finalize with app mutexes", p->C_Finalize(NULL), CKR_OK);
+  CHECK("app mutexes used", n_create > 0 && n_lock > 0 && n_lock == n_unlock,
+        "create %d lock %d unlock %d", n_create, n_lock, n_unlock);
+  CHECK("app mutexes destroyed at finalize", n_destroy == n_create, "create %d destroy %d", n_create,
+        n_destroy);
+}
+
 static void check_no_daemon(void) {
   EXPECT_RV("initialize without daemon", p->C_Initialize(NULL), CKR_OK);
   CK_INFO info;
@@ -300,6 +330,7 @@ static void check_sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE rsa, CK_OBJECT_HAND
 
 static void check_daemon(void) {
   check_initialize_args();
+  check_app_mutexes();
   EXPECT_RV("initialize", p->C_Initialize(NULL), CKR_OK);
   CK_SLOT_ID slot = check_slots();
 

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testToken } from '../helpers/token.js';
-import { startDaemon, type RunningDaemon } from '../../src/demo/daemon-process.js';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { modulePath } from '../../src/native/loader.js';
 
 const token = testToken();
@@ -19,7 +19,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 let dir: string;
 let harness: string;
-let daemon: RunningDaemon;
+let daemon: TestDaemon;
 
 function run(mode: 'daemon' | 'no-daemon', socket: string): { lines: string[]; status: number | null } {
   const r = spawnSync(harness, [modulePath(), mode], {
@@ -40,15 +40,7 @@ beforeAll(async () => {
   } catch (e) {
     throw new Error(`cannot compile the conformance harness (apt-get install -y gcc): ${String(e)}`);
   }
-  const socket = join(dir, 'signbridge.sock');
-  daemon = await startDaemon({
-    socket,
-    softhsmConf: token.softhsmConf,
-    library: token.library,
-    tokenLabel: token.tokenLabel,
-    pinFile: token.pinFile,
-    logFile: join(dir, 'daemon.log'),
-  });
+  daemon = await startTestDaemon();
 });
 
 afterAll(async () => {

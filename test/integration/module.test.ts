@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testToken } from '../helpers/token.js';
-import { startDaemon, type RunningDaemon } from '../../src/demo/daemon-process.js';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { modulePath } from '../../src/native/loader.js';
 
 const token = testToken();
@@ -23,7 +23,7 @@ const DIGEST_INFO: Record<string, string> = {
 };
 
 let dir: string;
-let daemon: RunningDaemon;
+let daemon: TestDaemon;
 let p11: pkcs11js.PKCS11;
 let slot: Buffer;
 let session: Buffer;
@@ -69,16 +69,8 @@ function sign(mechanism: number, key: Buffer, data: Buffer, parts?: Buffer[]): B
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sb-module-'));
-  const socket = join(dir, 'signbridge.sock');
-  daemon = await startDaemon({
-    socket,
-    softhsmConf: token.softhsmConf,
-    library: token.library,
-    tokenLabel: token.tokenLabel,
-    pinFile: token.pinFile,
-    logFile: join(dir, 'daemon.log'),
-  });
-  process.env.SIGNBRIDGE_SOCKET = socket;
+  daemon = await startTestDaemon();
+  process.env.SIGNBRIDGE_SOCKET = daemon.socket;
   p11 = new pkcs11js.PKCS11();
   p11.load(modulePath());
   p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });

@@ -99,13 +99,13 @@ function main() {
   if (mode === 'demo') {
     status = run(process.execPath, [join(root, 'lib', 'cli', 'index.js'), 'demo', ...rest]);
   } else if (mode === 'test') {
+    // vitest strips types without checking them: type-check the tests (and src) first
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    if (run(process.execPath, [tsc, '-p', join(root, 'tsconfig.test.json')]) !== 0) die('type errors in src/ or test/: see above');
     status = run(process.execPath, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...rest]);
   } else {
     // the bench's entry point, whichever form it takes in this version
-    const candidates = [join(root, 'bench', 'run.mjs'), join(root, 'lib', 'bench', 'index.js')];
-    const bench = candidates.find((p) => existsSync(p));
-    if (!bench) die(`the bench is not part of this version yet (looked for ${candidates.join(', ')})`);
-    status = run(process.execPath, [bench, ...rest]);
+    status = run(process.execPath, [join(root, 'bench', 'run.mjs'), ...rest]);
   }
   process.exit(status);
 }

@@ -25,7 +25,7 @@ describe('signbridge daemon from a config file, PIN from SIGNBRIDGE_PIN', () => 
       config,
       JSON.stringify({ backend: 'pkcs11', 'pkcs11-library': t.library, 'token-label': t.tokenLabel, socket: 'd.sock', 'log-level': 'debug' }),
     );
-    const env = { ...process.env, SOFTHSM2_CONF: t.softhsmConf, SIGNBRIDGE_PIN: pin };
+    const env: NodeJS.ProcessEnv = { ...process.env, SOFTHSM2_CONF: t.softhsmConf, SIGNBRIDGE_PIN: pin };
     delete env.SIGNBRIDGE_SOCKET;
     const daemon = spawn(process.execPath, [cliPath(), 'daemon', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';

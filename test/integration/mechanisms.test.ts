@@ -326,7 +326,7 @@ describe('RSA-PSS parameters (CK_RSA_PKCS_PSS_PARAMS, v2.40 §2.1.14–2.1.15)',
       ['sha224', pkcs11js.CKM_SHA224, pkcs11js.CKG_MGF1_SHA224, 28],
     ] as const) {
       const hash = createHash(alg).update(message).digest();
-      p11.C_SignInit(s(), { mechanism: pkcs11js.CKM_RSA_PKCS_PSS, parameter: { type: pkcs11js.CK_PARAMS_RSA_PSS, hashAlg: ckm, mgf, saltLen: hLen } }, keyOf(k));
+      p11.C_SignInit(s(), { mechanism: pkcs11js.CKM_RSA_PKCS_PSS, parameter: { type: pkcs11js.CK_PARAMS_RSA_PSS, hashAlg: ckm, mgf, saltLen: hLen } as pkcs11js.IParams }, keyOf(k));
       const sig = p11.C_Sign(s(), hash, Buffer.alloc(1024));
       const ok = cryptoVerify(alg, message, { key: publicKey(k), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: hLen }, sig);
       expect(ok, alg).toBe(true);

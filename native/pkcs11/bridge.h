@@ -31,5 +31,12 @@ Status sign_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech, CK_OBJECT_HANDLE
 Status sign(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len);
 Status sign_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len);
 Status sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len);
+// Digesting (SHA-256/384/512), done in the module. SunPKCS11 needs the digest mechanisms
+// listed before it offers RSASSA-PSS (P11PSSSignature checks C_GetMechanismInfo(CKM_SHAxxx)).
+// Same error rules as signing (v2.40 §5.10).
+Status digest_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech);
+Status digest(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
+Status digest_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len);
+Status digest_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 
 }  // namespace sb::bridge

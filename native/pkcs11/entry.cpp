@@ -117,6 +117,23 @@ CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_P
   return guard("C_SignFinal", [&] { return bridge::sign_final(hSession, pSignature, pulSignatureLen); });
 }
 
+CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) {
+  return guard("C_DigestInit", [&] { return pMechanism ? bridge::digest_init(hSession, *pMechanism) : kBadArgs; });
+}
+
+CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest,
+               CK_ULONG_PTR pulDigestLen) {
+  return guard("C_Digest", [&] { return bridge::digest(hSession, pData, ulDataLen, pDigest, pulDigestLen); });
+}
+
+CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+  return guard("C_DigestUpdate", [&] { return bridge::digest_update(hSession, pPart, ulPartLen); });
+}
+
+CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) {
+  return guard("C_DigestFinal", [&] { return bridge::digest_final(hSession, pDigest, pulDigestLen); });
+}
+
 // All 68 v2.40 entries, in the order of pkcs11f.h (the header's own X-macro list).
 static CK_FUNCTION_LIST g_function_list = {
     {2, 40},

@@ -113,6 +113,24 @@ std::string identity_of(CK_SLOT_ID slot, const proto::Object& o) {
   return id;
 }
 
+// Mechanisms the module serves by itself: the digests it computes anyway for hash-and-sign
+// (sha2.cpp), listed in every slot that offers a hash-and-sign mechanism, after the daemon's
+// list. A real token lists its digests too, and SunPKCS11 offers RSASSA-PSS only when
+// C_GetMechanismInfo(CKM_SHAxxx) succeeds (P11PSSSignature.setSigParams). Key sizes are 0:
+// digests use no key.
+void add_local_mechanisms(std::vector<proto::Mechanism>& list) {
+  static constexpr CK_MECHANISM_TYPE HASH_AND_SIGN[] = {
+      CKM_SHA256_RSA_PKCS,     CKM_SHA384_RSA_PKCS,     CKM_SHA512_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS,
+      CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA_SHA256,    CKM_ECDSA_SHA384,
+      CKM_ECDSA_SHA512};
+  auto listed = [&](CK_MECHANISM_TYPE t) {
+    return std::any_of(list.begin(), list.end(), [&](const proto::Mechanism& m) { return m.type == t; });
+  };
+  if (!std::any_of(std::begin(HASH_AND_SIGN), std::end(HASH_AND_SIGN), listed)) return;
+  for (CK_MECHANISM_TYPE t : {CKM_SHA256, CKM_SHA384, CKM_SHA512})
+    if (!listed(t)) list.push_back(proto::Mechanism{t, 0, 0, CKF_DIGEST});
+}
+
 }  // namespace
 
 size_t ec_field_bytes(const uint8_t* p, size_t n) {
@@ -182,6 +200,7 @@ Result<std::shared_ptr<const Inventory>> build_inventory(proto::InventoryReply&&
     slot.serial = std::move(s.token_serial);
     slot.token_flags = s.token_flags;
     slot.mechanisms = std::move(s.mechanisms);
+    add_local_mechanisms(slot.mechanisms);
     for (proto::Object& po : s.objects) {
       ObjectRec o;
       o.slot = slot.id;

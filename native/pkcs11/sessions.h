@@ -11,6 +11,13 @@
 
 namespace sb {
 
+// A C_DigestInit operation (v2.40 §5.10): hashed locally, the daemon is never involved.
+struct DigestOp {
+  Sha2 sha;
+  bool updated = false;  // C_DigestUpdate was called: C_Digest is no longer allowed
+  bool busy = false;     // a thread hashes with the state lock released
+};
+
 struct Session {
   CK_SESSION_HANDLE handle = CK_INVALID_HANDLE;
   CK_SLOT_ID slot = 0;
@@ -19,6 +26,7 @@ struct Session {
   std::vector<CK_OBJECT_HANDLE> found;
   size_t found_pos = 0;
   std::unique_ptr<SignOp> sign;
+  std::unique_ptr<DigestOp> digest;
 };
 
 class SessionTable {

@@ -114,6 +114,7 @@ void Sha2::block512(const uint8_t* p) {
 }
 
 void Sha2::update(const uint8_t* p, size_t n) {
+  if (n == 0) return;  // p may be NULL then (C_SignUpdate/C_DigestUpdate with no data)
   const size_t bs = alg_ == HashAlg::Sha256 ? 64 : 128;
   total_ += n;
   if (buf_len_) {

@@ -41,9 +41,19 @@ size_t hash_len_of(CK_MECHANISM_TYPE h) {
   }
 }
 
-bool valid_mgf(CK_RSA_PKCS_MGF_TYPE m) {
-  return m == CKG_MGF1_SHA1 || m == CKG_MGF1_SHA224 || m == CKG_MGF1_SHA256 || m == CKG_MGF1_SHA384 ||
-         m == CKG_MGF1_SHA512;
+// The MGF1 that goes with a PSS hashAlg. The spec does not tie them together (RFC 8017 §9.1 only
+// recommends it), but the backends do (SoftHSMv2 answers CKR_ARGUMENTS_BAD at C_Sign, STM offers
+// MGF1 over the signature hash only), so another MGF is refused at C_SignInit, before a tool
+// hashes its file (v2.40 §5.11: CKR_MECHANISM_PARAM_INVALID).
+CK_RSA_PKCS_MGF_TYPE mgf_for(CK_MECHANISM_TYPE hash) {
+  switch (hash) {
+    case CKM_SHA_1: return CKG_MGF1_SHA1;
+    case CKM_SHA224: return CKG_MGF1_SHA224;
+    case CKM_SHA256: return CKG_MGF1_SHA256;
+    case CKM_SHA384: return CKG_MGF1_SHA384;
+    case CKM_SHA512: return CKG_MGF1_SHA512;
+    default: return 0;
+  }
 }
 
 // ECDSA input is a hash; its length names the hash (0 when it is none of the usual ones).
@@ -102,8 +112,8 @@ Result<std::unique_ptr<SignOp>> make_sign_op(const SlotRec& slot, const ObjectRe
     CK_RSA_PKCS_PSS_PARAMS p;
     memcpy(&p, m.pParameter, sizeof p);
     size_t hlen = hash_len_of(p.hashAlg);
-    if (!hlen || !valid_mgf(p.mgf))
-      return Status(CKR_MECHANISM_PARAM_INVALID, "C_SignInit: PSS hashAlg or mgf is not supported");
+    if (!hlen || p.mgf != mgf_for(p.hashAlg))
+      return Status(CKR_MECHANISM_PARAM_INVALID, "C_SignInit: PSS needs a supported hashAlg and MGF1 over that same hash");
     if (spec->hash != HashAlg::None && p.hashAlg != hash_mechanism(spec->hash))
       return Status(CKR_MECHANISM_PARAM_INVALID, "C_SignInit: PSS hashAlg does not match the mechanism's hash");
     if (k.modulus_bytes < hlen + 2 || p.sLen > k.modulus_bytes - hlen - 2)

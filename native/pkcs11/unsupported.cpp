@@ -1,6 +1,6 @@
 // The v2.40 functions signbridge does not implement, gathered in one place (STYLE.md, kmsp11
 // "unsupported calls gathered in one file"). The module only signs: no token management,
-// object changes, encryption, digesting, verification, key management or RNG.
+// object changes, encryption, key digesting (C_DigestKey), verification, key management or RNG.
 // They report CKR_CRYPTOKI_NOT_INITIALIZED before C_Initialize, like every other call.
 #include "bridge.h"
 #include "entry.h"
@@ -37,11 +37,7 @@ UNSUPPORTED(C_DecryptInit, CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE
 UNSUPPORTED(C_Decrypt, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR)
 UNSUPPORTED(C_DecryptUpdate, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR)
 UNSUPPORTED(C_DecryptFinal, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR)
-UNSUPPORTED(C_DigestInit, CK_SESSION_HANDLE, CK_MECHANISM_PTR)
-UNSUPPORTED(C_Digest, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR)
-UNSUPPORTED(C_DigestUpdate, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG)
 UNSUPPORTED(C_DigestKey, CK_SESSION_HANDLE, CK_OBJECT_HANDLE)
-UNSUPPORTED(C_DigestFinal, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR)
 UNSUPPORTED(C_SignRecoverInit, CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE)
 UNSUPPORTED(C_SignRecover, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR)
 UNSUPPORTED(C_VerifyInit, CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE)

@@ -114,7 +114,7 @@ describe('daemon configuration', () => {
       writeFileSync(p, JSON.stringify(o));
       return p;
     };
-    expect(() => resolveConfig({ config: f({ pin: '1234', 'pkcs11-library': '/l' }) }, {})).toThrow(/never from the config/);
+    expect(() => resolveConfig({ config: f({ pin: '1234', 'pkcs11-library': '/l' }) }, {})).toThrow(/never read from the config/);
     expect(() => resolveConfig({ config: f({ 'token-lable': 'x' }) }, {})).toThrow(/unknown key "token-lable"/);
     expect(() => resolveConfig({ 'pkcs11-library': '/l', 'log-level': 'loud' }, {})).toThrow(/--log-level/);
     expect(() => resolveConfig({ 'pkcs11-library': '/l', 'slot-index': '-1' }, {})).toThrow(/--slot-index/);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <cstring>
+#include <new>
 
 #include "state.h"
 #include "templates.h"
@@ -452,7 +453,7 @@ Status sign_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len) {
     if (!op) return Status(CKR_OPERATION_NOT_INITIALIZED);
     if (op->busy) return Status(CKR_OPERATION_ACTIVE, "another thread is using this session's signing operation");
     if (!op->multipart()) {
-      // CKM_RSA_PKCS, _PSS, ECDSA and EDDSA are single-part: C_SignUpdate ends the operation
+      // CKM_RSA_PKCS, _PSS and ECDSA are single-part: C_SignUpdate ends the operation
       // with CKR_OPERATION_NOT_INITIALIZED (as SoftHSMv2 does; v2.40 §5.11 lists that code).
       sess->sign.reset();
       return Status(CKR_OPERATION_NOT_INITIALIZED, "C_SignUpdate: this mechanism is single-part; use C_Sign");
@@ -464,10 +465,19 @@ Status sign_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len) {
     op->busy = true;
     op->updated = true;
   }
-  op->sha.update(data, len);  // outside the lock; `busy` keeps other callers off this op
+  // Outside the lock; `busy` keeps other callers off this op. An error (or a failed
+  // allocation) ends the operation, as any C_SignUpdate error must (v2.40 §5.11).
+  Status s;
+  try {
+    s = update_input(*op, data, len);
+  } catch (const std::bad_alloc&) {
+    s = Status(CKR_HOST_MEMORY);
+  }
   StateLock st;
   op->busy = false;
-  return st.ok() ? Status::Ok() : st.status();
+  if (!s.ok() && st.ok() && sess->sign.get() == op) sess->sign.reset();
+  if (!st.ok()) return st.status();
+  return s;
 }
 
 Status sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {

@@ -176,6 +176,20 @@ Status single_part_input(SignOp& op, const uint8_t* data, size_t n, SignInput& i
   return digest_input(op, in);
 }
 
-Status final_input(SignOp& op, SignInput& in) { return digest_input(op, in); }
+Status update_input(SignOp& op, const uint8_t* data, size_t n) {
+  if (!op.buffers_message()) {
+    op.sha.update(data, n);
+    return Status::Ok();
+  }
+  if (n > MAX_SIGN_DATA - op.message.size())
+    return Status(CKR_DATA_LEN_RANGE, "C_SignUpdate: EdDSA message too large for one request");
+  op.message.insert(op.message.end(), data, data + n);
+  return Status::Ok();
+}
+
+Status final_input(SignOp& op, SignInput& in) {
+  if (op.buffers_message()) return primitive_input(op, op.message.data(), op.message.size(), 0, in);
+  return digest_input(op, in);
+}
 
 }  // namespace sb

@@ -2,6 +2,7 @@
 // of the four SIGN primitives (docs/protocol.md "SIGN"), with module-side hashing.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "../common/messages.h"
 #include "digest_info.h"
@@ -23,13 +24,16 @@ struct SignOp {
   size_t modulus_bytes = 0;
   proto::Bytes key_handle;
   Sha2 sha;             // running digest for C_SignUpdate
+  std::vector<uint8_t> message;  // CKM_EDDSA multi-part: the message so far (bounded by MAX_SIGN_DATA)
   bool updated = false; // C_SignUpdate was called: C_Sign is no longer allowed
   bool busy = false;    // a thread works on it with the state lock released
 
-  // Multi-part (C_SignUpdate/C_SignFinal) only for the hash-and-sign mechanisms, whose
-  // data the module hashes incrementally. CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA and
-  // CKM_EDDSA are single-part in PKCS#11 v2.40 §2.1 / 3.0 §2.3 mechanism tables.
-  bool multipart() const { return hash != HashAlg::None; }
+  // Multi-part (C_SignUpdate/C_SignFinal): the hash-and-sign mechanisms, whose data the module
+  // hashes incrementally, and CKM_EDDSA, whose message it buffers — PureEdDSA needs the whole
+  // message at once, and pkcs11-tool switches to C_SignUpdate for inputs over 1 KiB.
+  // CKM_RSA_PKCS, CKM_RSA_PKCS_PSS and CKM_ECDSA take a digest: single-part (v2.40 §2.1, §2.3).
+  bool buffers_message() const { return primitive == CKM_EDDSA; }
+  bool multipart() const { return hash != HashAlg::None || buffers_message(); }
 };
 
 // C_SignInit checks, all local (no round trip). `key` must be a visible object.
@@ -46,7 +50,9 @@ struct SignInput {
 
 // Single-part C_Sign input (hashes it for hash-and-sign mechanisms).
 Status single_part_input(SignOp& op, const uint8_t* data, size_t n, SignInput& in);
-// C_SignFinal: from the running digest.
+// C_SignUpdate's data: into the running digest, or the EdDSA message buffer.
+Status update_input(SignOp& op, const uint8_t* data, size_t n);
+// C_SignFinal: from the running digest or the buffered EdDSA message.
 Status final_input(SignOp& op, SignInput& in);
 
 }  // namespace sb

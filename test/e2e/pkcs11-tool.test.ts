@@ -30,10 +30,10 @@ let env: NodeJS.ProcessEnv;
 /**
  * Inputs for the message that is signed (good) and for another one (bad: verification must fail).
  * `msg` is 4 KiB: pkcs11-tool reads 1025 bytes, so a longer input goes through C_SignUpdate/C_SignFinal
- * (multi-part, hashed in the module). `shortMsg` (1000 bytes) is for EDDSA, which is single-part
- * only (SoftHSMv2 also answers C_SignUpdate with CKR_OPERATION_NOT_INITIALIZED there).
+ * (multi-part: hashed in the module, or for EDDSA buffered there — SoftHSMv2 itself refuses
+ * multi-part EdDSA).
  */
-interface Inputs { msg: string; shortMsg: string; digest: Record<Hash, string>; digestInfo: Record<Hash, string> }
+interface Inputs { msg: string; digest: Record<Hash, string>; digestInfo: Record<Hash, string> }
 let good: Inputs;
 let bad: Inputs;
 const pub: Record<string, string> = {};
@@ -41,8 +41,6 @@ const pub: Record<string, string> = {};
 function writeInputs(name: string, message: Buffer): Inputs {
   const msg = join(work, `${name}.bin`);
   writeFileSync(msg, message);
-  const shortMsg = join(work, `${name}.short.bin`);
-  writeFileSync(shortMsg, message.subarray(0, 1000));
   const digest = {} as Record<Hash, string>;
   const digestInfo = {} as Record<Hash, string>;
   for (const h of HASHES) {
@@ -52,7 +50,7 @@ function writeInputs(name: string, message: Buffer): Inputs {
     digestInfo[h] = join(work, `${name}.${h}.di`);
     writeFileSync(digestInfo[h], Buffer.concat([Buffer.from(DIGEST_INFO[h], 'hex'), d]));
   }
-  return { msg, shortMsg, digest, digestInfo };
+  return { msg, digest, digestInfo };
 }
 
 function pkcs11Tool(args: string[]) {
@@ -270,9 +268,9 @@ function cases(): SignCase[] {
     key: 'ed25519',
     slot: 1,
     mech: 'EDDSA',
-    input: (i) => i.shortMsg,
+    input: (i) => i.msg,
     primitive: 'CKM_EDDSA',
-    verify: (sig, i, p) => ['pkeyutl', '-verify', '-pubin', '-inkey', p, '-rawin', '-in', i.shortMsg, '-sigfile', sig],
+    verify: (sig, i, p) => ['pkeyutl', '-verify', '-pubin', '-inkey', p, '-rawin', '-in', i.msg, '-sigfile', sig],
     sigLen: 64,
   });
   return out;

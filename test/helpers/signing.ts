@@ -71,7 +71,7 @@ export const MECHANISMS: readonly MechCase[] = [
     name: `CKM_ECDSA_${h.toUpperCase()}`, ckm: pkcs11js[`CKM_ECDSA_${h.toUpperCase()}` as 'CKM_ECDSA_SHA256'],
     family: 'ec' as const, input: 'message' as const, pss: false, hash: h, multipart: true,
   })),
-  { name: 'CKM_EDDSA', ckm: CKM_EDDSA, family: 'ed25519', input: 'message', pss: false, multipart: false },
+  { name: 'CKM_EDDSA', ckm: CKM_EDDSA, family: 'ed25519', input: 'message', pss: false, multipart: true },
 ];
 
 export function mechName(ckm: number): string {

@@ -213,10 +213,14 @@ describe('CKR_OPERATION_NOT_INITIALIZED', () => {
     p11.C_SignInit(s, { mechanism: pkcs11js.CKM_ECDSA_SHA256 }, h(p256));
     p11.C_SignUpdate(s, Buffer.from('part'));
     expectRv(() => p11.C_Sign(s, Buffer.from('part'), Buffer.alloc(512)), 'CKR_OPERATION_NOT_INITIALIZED', 'C_Sign after C_SignUpdate');
-    // C_SignFinal on a single-part mechanism
+    // C_SignFinal on a single-part (digest-in) mechanism
+    p11.C_SignInit(s, { mechanism: pkcs11js.CKM_ECDSA }, h(p256));
+    expectRv(() => p11.C_SignFinal(s, Buffer.alloc(512)), 'CKR_OPERATION_NOT_INITIALIZED', 'C_SignFinal on CKM_ECDSA');
+    expectRv(() => p11.C_Sign(s, Buffer.alloc(32), Buffer.alloc(512)), 'CKR_OPERATION_NOT_INITIALIZED', 'and it ended the operation');
+    // CKM_EDDSA is multi-part (the module buffers the message), so C_SignUpdate + C_Sign is the mix there
     p11.C_SignInit(es, { mechanism: CKM_EDDSA }, h(ed));
-    expectRv(() => p11.C_SignFinal(es, Buffer.alloc(512)), 'CKR_OPERATION_NOT_INITIALIZED', 'C_SignFinal on CKM_EDDSA');
-    expectRv(() => p11.C_Sign(es, Buffer.from('x'), Buffer.alloc(512)), 'CKR_OPERATION_NOT_INITIALIZED', 'and it ended the operation');
+    p11.C_SignUpdate(es, Buffer.from('part'));
+    expectRv(() => p11.C_Sign(es, Buffer.from('x'), Buffer.alloc(512)), 'CKR_OPERATION_NOT_INITIALIZED', 'C_Sign after C_SignUpdate on CKM_EDDSA');
   });
 });
 

@@ -1,0 +1,104 @@
+// The README's "3. Sign" recipes, run exactly as written: every ```sh block of that section is
+// executed by bash (set -euo pipefail) in a scratch directory, with `signbridge` on PATH and a
+// daemon serving a SoftHSMv2 token named "my-token" (rsa-3072 id 01, ec-p256 id 02, ed25519 id 03)
+// — the names the README uses. The verifiers inside the recipes (osslsigncode verify, jarsigner
+// -verify, openssl … -verify) must succeed, so a recipe that stops working fails this test.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, cliPath, type RunningDaemon } from '../../src/demo/daemon-process.js';
+import { packageRoot } from '../../src/native/loader.js';
+import { createToken } from '../../src/softhsm/token-setup.js';
+import { requiredFile } from '../../src/demo/requirements.js';
+
+const root = packageRoot();
+
+/** The ```sh blocks between "### 3. Sign" and the next "## " heading, with the text before each. */
+function recipeBlocks(): Array<{ title: string; script: string }> {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const start = readme.indexOf('### 3. Sign');
+  const end = readme.indexOf('\n## ', start);
+  expect(start, 'README has a "### 3. Sign" section').toBeGreaterThan(0);
+  const section = readme.slice(start, end);
+  const out: Array<{ title: string; script: string }> = [];
+  const re = /\*\*([^*]+)\*\*[\s\S]*?```sh\n([\s\S]*?)```/g;
+  for (let m = re.exec(section); m; m = re.exec(section)) out.push({ title: m[1]!.trim(), script: m[2]! });
+  return out;
+}
+
+let dir: string;
+let work: string;
+let daemon: RunningDaemon;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sb-readme-'));
+  const token = await createToken({
+    stateDir: join(dir, 'token'),
+    tokenLabel: 'my-token',
+    keys: [
+      { type: 'rsa', bits: 3072, label: 'rsa-3072', idHex: '01' },
+      { type: 'ec', curve: 'P-256', label: 'ec-p256', idHex: '02' },
+      { type: 'ed25519', label: 'ed25519', idHex: '03' },
+    ],
+  });
+  daemon = await startDaemon({
+    socket: join(dir, 'run', 's.sock'),
+    softhsmConf: token.softhsmConf,
+    library: token.library,
+    tokenLabel: token.tokenLabel,
+    pinFile: token.pinFile,
+    logFile: join(dir, 'daemon.log'),
+  });
+  // what a user has after `npm install -g signbridge`: the command on PATH
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'signbridge'), `#!/bin/sh\nexec "${process.execPath}" "${cliPath()}" "$@"\n`);
+  chmodSync(join(bin, 'signbridge'), 0o755);
+  // the files the recipes name
+  work = join(dir, 'work');
+  mkdirSync(work);
+  copyFileSync(requiredFile('win32-loader'), join(work, 'app.exe'));
+  for (const k of token.keys) copyFileSync(k.certPath, join(work, `${k.label}.pem`));
+  writeFileSync(join(work, 'file'), 'a release artifact\n'.repeat(500));
+  symlinkSync(join(root, 'examples'), join(work, 'examples'));
+  writeFileSync(join(work, 'Hello.txt'), 'hello from a jar\n');
+  const jar = spawnSync('jar', ['cf', 'app.jar', 'Hello.txt'], { cwd: work, encoding: 'utf8' });
+  if (jar.error) throw new Error('`jar` not found: apt-get install -y openjdk-17-jdk-headless');
+  expect(jar.status, jar.stderr).toBe(0);
+  env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, SIGNBRIDGE_SOCKET: daemon.socket };
+  delete env.PKCS11_MODULE_PATH;
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('README recipes, exactly as written', () => {
+  it('has a recipe for every consumer', () => {
+    expect(recipeBlocks().map((b) => b.title.split(' ')[0])).toEqual(['osslsigncode', 'jarsigner', 'openssl', 'pkcs11-tool', 'Node']);
+  });
+
+  for (const [i, name] of ['osslsigncode', 'jarsigner / keytool', 'openssl', 'pkcs11-tool', 'Node apps'].entries()) {
+    it(`${name}: every command succeeds, verifiers included`, () => {
+      const block = recipeBlocks()[i]!;
+      const r = spawnSync('bash', ['-c', `set -euo pipefail\n${block.script}`], { cwd: work, env, encoding: 'utf8', timeout: 120_000 });
+      const out = `${r.stdout}\n${r.stderr}`;
+      expect(r.status, `--- ${block.title}\n${block.script}\n--- output\n${out}`).toBe(0);
+      if (name === 'osslsigncode') expect(out).toMatch(/^Signature verification: ok$/m);
+      if (name === 'jarsigner / keytool') {
+        expect(out).toMatch(/rsa-3072, PrivateKeyEntry/);
+        expect(out).toMatch(/^jar verified\.$/m);
+      }
+      if (name === 'openssl') expect(out).toMatch(/^Verified OK$/m);
+      if (name === 'pkcs11-tool') {
+        expect(out).toMatch(/token label\s*: my-token/);
+        expect(out).toMatch(/^Verified OK$/m);
+      }
+      if (name === 'Node apps') expect(out).not.toMatch(/fail/i);
+    });
+  }
+});

@@ -208,7 +208,8 @@ function publicKeySpki(pub: graphene.SessionObject, spec: KeySpec): Buffer {
   return seq(seq(oid(OID.ed25519)), bitString(point)); // RFC 8410 §4
 }
 
-interface Generated {
+/** A key pair generated in a token (exported for the STM emulator, which adds keys to its own token). */
+export interface Generated {
   spec: KeySpec;
   label: string;
   id: Buffer;
@@ -216,7 +217,7 @@ interface Generated {
   spki: Buffer;
 }
 
-function generateKeyPair(session: graphene.Session, spec: KeySpec, label: string, id: Buffer): Generated {
+export function generateKeyPair(session: graphene.Session, spec: KeySpec, label: string, id: Buffer): Generated {
   const common = { token: true, id, label };
   const privTemplate = {
     ...common,

@@ -6,7 +6,7 @@
 //
 // It loads libsignbridge-pkcs11.so, finds the private key by its CKA_LABEL, reads the certificate
 // with the same CKA_ID from the token (CKA_VALUE), signs a message with every mechanism in the key's
-// CKA_ALLOWED_MECHANISMS (hash-and-sign mechanisms single- and multi-part), verifies each signature
+// CKA_ALLOWED_MECHANISMS (hash-and-sign mechanisms and EdDSA single- and multi-part), verifies each signature
 // with node:crypto against the certificate's public key, prints a table, and exits 1 if any
 // signature fails, 2 on a usage or set-up error.
 //
@@ -66,7 +66,7 @@ function recipe(type) {
   if ((m = /^SHA(256|384|512)_RSA_PKCS_PSS$/.exec(name))) return { name, input: 'message', hash: `sha${m[1]}`, rsa: 'pss', multipart: true };
   if (name === 'ECDSA') return { name, input: 'SHA-256', hash: 'sha256', raw: (msg) => sha('sha256', msg), ec: true };
   if ((m = /^ECDSA_SHA(256|384|512)$/.exec(name))) return { name, input: 'message', hash: `sha${m[1]}`, ec: true, multipart: true };
-  if (name === 'EDDSA') return { name, input: 'message', hash: null };
+  if (name === 'EDDSA') return { name, input: 'message', hash: null, multipart: true }; // the module buffers the message
   return undefined;
 }
 

@@ -7,12 +7,13 @@ import { loadAddon } from '../native/loader.js';
 
 export const DAEMON_HELP = `Usage: signbridge daemon --backend pkcs11 --pkcs11-library <path> --token-label <label>
                         [--pin-file <file>] [--socket <path>] [--config <file>] [--log-level <lvl>]
+       signbridge daemon --backend stm [--stm-host <url>] [--stm-client-cert-file <p12|pem>] …
 
 Runs the signbridge daemon: it signs for libsignbridge-pkcs11.so over a unix socket.
 
 Options (each also a key of the same name in the --config JSON file; flags win over the
 environment, which wins over the file):
-  --backend <name>            pkcs11 (a local PKCS#11 token)
+  --backend <name>            pkcs11 (a local PKCS#11 token) or stm (DigiCert Software Trust Manager)
   --pkcs11-library <path>     the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
   --token-label <label>       the token to use (or --slot-index <n>)
   --slot-index <n>            index among slots with a token present
@@ -26,11 +27,29 @@ environment, which wins over the file):
                               loop; slower ones on the thread pool (default 1000)
   --max-async-sessions <n>    token sessions for thread-pool signatures (default 4)
 
+stm backend (docs/stm-backend.md; the SM_* variables are the ones DigiCert's own tools read):
+  --stm-host <url>            $SM_HOST, e.g. https://clientauth.one.digicert.com
+  --stm-client-cert-file <f>  $SM_CLIENT_CERT_FILE: the mTLS client certificate, PKCS#12 (.p12) or PEM
+  --stm-client-key-file <f>   $SM_CLIENT_KEY_FILE: its PEM key, when the PEM certificate file has none
+  --stm-ca-file <f>           $SIGNBRIDGE_STM_CA_FILE or $SM_CA_FILE: CA of the server certificate
+                              (default: Node's bundled roots)
+  --stm-api-key-file <f>      file holding the API key (mode 0600), else $SM_API_KEY (sent as x-api-key)
+  --stm-client-cert-password-file <f>
+                              file holding the PKCS#12 password, else $SM_CLIENT_CERT_PASSWORD
+  --token-label <label>       the token label tools see (default signbridge-stm)
+  --stm-key-filter <a,b>      serve only these certificate aliases / keypair aliases / keypair ids
+  --stm-refresh-s <n>         re-list keys every n seconds (default 300; 0 = never); SIGHUP re-lists now
+  --sign-timeout-ms <n>       deadline of one signature, retries included (default 30000)
+  --verify-signatures <bool>  check each signature against the certificate before returning it
+                              (default true)
+  SM_TLS_SKIP_VERIFY=true     do not check the server certificate (tests only; logged as a warning)
+  Secrets (API key, certificate password) are never accepted as flags or config keys.
+
 Logs go to stderr (JSON lines). Stop with SIGTERM or Ctrl-C: in-flight signatures finish first.
 
 Exit codes: 0 stopped cleanly; 1 unexpected failure; 2 usage/configuration error (flags, config,
-PIN file); 3 the backend could not start (library, token, PIN); 4 the socket is in use by another
-daemon or its directory is unsafe.
+PIN file, STM credential files); 3 the backend could not start (library, token, PIN; STM
+unreachable, credentials refused); 4 the socket is in use by another daemon or its directory is unsafe.
 `;
 
 export async function runDaemonCommand(argv: string[]): Promise<number> {
@@ -47,7 +66,20 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'log-level': { type: 'string' },
       'sync-threshold-us': { type: 'string' },
       'max-async-sessions': { type: 'string' },
+      'stm-host': { type: 'string' },
+      'stm-client-cert-file': { type: 'string' },
+      'stm-client-key-file': { type: 'string' },
+      'stm-ca-file': { type: 'string' },
+      'stm-api-key-file': { type: 'string' },
+      'stm-client-cert-password-file': { type: 'string' },
+      'stm-key-filter': { type: 'string' },
+      'stm-refresh-s': { type: 'string' },
+      'sign-timeout-ms': { type: 'string' },
+      'verify-signatures': { type: 'string' },
       pin: { type: 'string' },
+      'api-key': { type: 'string' },
+      'stm-api-key': { type: 'string' },
+      'stm-client-cert-password': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -61,7 +93,13 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     // Refuse outright: a PIN in argv is visible to every user through ps/proc.
     throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: '--pin is not accepted (argv is visible to other users): use SIGNBRIDGE_PIN or --pin-file', command: 'daemon' });
   }
-  const { help: _h, pin: _p, ...flags } = values;
+  for (const k of ['api-key', 'stm-api-key', 'stm-client-cert-password'] as const) {
+    if (values[k] !== undefined) {
+      const how = k === 'stm-client-cert-password' ? 'SM_CLIENT_CERT_PASSWORD or --stm-client-cert-password-file' : 'SM_API_KEY or --stm-api-key-file';
+      throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: `--${k} is not accepted (argv is visible to other users): use ${how}`, command: 'daemon' });
+    }
+  }
+  const { help: _h, pin: _p, 'api-key': _a, 'stm-api-key': _s, 'stm-client-cert-password': _c, ...flags } = values;
   const cfg = resolveConfig(flags);
   const logger = createLogger(cfg.logLevel as LogLevel);
   let peerCredentials: ((fd: number) => { pid: number; uid: number; gid: number }) | undefined;

@@ -15,9 +15,10 @@ Commands:
   module-path   print the path of libsignbridge-pkcs11.so (give it to your signing tool)
   daemon        run the signing daemon (see \`signbridge daemon --help\`)
   keys          list the keys a running daemon serves, with their pkcs11: URIs
-  demo          sign a Windows executable end to end with a throw-away SoftHSMv2 token
+  demo          sign a Windows executable end to end: module → daemon (stm) → STM emulator
+                (\`--backend pkcs11\`: the local chain with a throw-away SoftHSMv2 token)
+  emulator      a local DigiCert Software Trust Manager emulator (\`signbridge emulator --help\`)
   doctor        check the installation (not available yet)
-  emulator      a local DigiCert STM emulator (not available yet)
 
 Run \`signbridge <command> --help\` for a command's options.
 `;
@@ -52,8 +53,12 @@ export async function main(argv: string[]): Promise<number> {
       const demo = (await import('../demo/demo.js' as string)) as { runDemo(args: string[]): Promise<number | void> };
       return (await demo.runDemo(rest)) ?? EXIT.OK;
     }
+    case 'emulator': {
+      // src/emulator/ is written separately; loaded lazily (it brings graphene and the SoftHSMv2 set-up).
+      const emu = (await import('../emulator/cli.js' as string)) as { runEmulatorCli(args: string[]): Promise<number> };
+      return emu.runEmulatorCli(rest);
+    }
     case 'doctor':
-    case 'emulator':
       process.stderr.write(`signbridge: ${sbError('SIGNBRIDGE_ERR_NOT_AVAILABLE', { command: cmd }).message}\n`);
       return EXIT.CONFIG;
     default:

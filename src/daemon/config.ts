@@ -1,6 +1,9 @@
 // Daemon configuration: a JSON file (--config), environment, flags — flags win, then the
-// environment, then the file, then defaults. Every flag has the same key in the file. The PIN is
-// never a flag or a config key: SIGNBRIDGE_PIN or a PIN file only (so it stays out of argv/ps).
+// environment, then the file, then defaults. Every flag has the same key in the file. Secrets are
+// never a flag or a config key (so they stay out of argv/ps and out of config files that get
+// copied around): the PIN comes from SIGNBRIDGE_PIN or a PIN file, the STM API key from
+// SM_API_KEY or "stm-api-key-file", the client certificate password from SM_CLIENT_CERT_PASSWORD
+// or "stm-client-cert-password-file"; they are read by startDaemon, never kept in DaemonConfig.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { sbError } from '../core/errors.js';
@@ -9,10 +12,33 @@ import { defaultSocketPath } from '../core/paths.js';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const BACKENDS = ['pkcs11', 'stm'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** The stm backend's settings (docs/stm-backend.md "Configuration"); no secrets, only where they are. */
+export interface StmConfig {
+  host: string;
+  clientCertFile?: string | undefined;
+  clientKeyFile?: string | undefined;
+  caFile?: string | undefined;
+  /** Files holding the secrets, when not given by SM_API_KEY / SM_CLIENT_CERT_PASSWORD. */
+  apiKeyFile?: string | undefined;
+  clientCertPasswordFile?: string | undefined;
+  tlsSkipVerify: boolean;
+  tokenLabel: string;
+  keyFilter: string[];
+  refreshS: number;
+  signTimeoutMs: number;
+  verifySignatures: boolean;
+}
+
 export interface DaemonConfig {
-  backend: 'pkcs11';
+  backend: BackendName;
   socket: string;
   logLevel: LogLevel;
+  /** Set when backend is "stm". */
+  stm?: StmConfig | undefined;
+  /** Set when backend is "pkcs11". */
   pkcs11: {
     library: string;
     tokenLabel?: string | undefined;
@@ -35,12 +61,30 @@ export interface RawOptions {
   'pin-file'?: string | undefined;
   'sync-threshold-us'?: string | number | undefined;
   'max-async-sessions'?: string | number | undefined;
+  'stm-host'?: string | undefined;
+  'stm-client-cert-file'?: string | undefined;
+  'stm-client-key-file'?: string | undefined;
+  'stm-ca-file'?: string | undefined;
+  'stm-api-key-file'?: string | undefined;
+  'stm-client-cert-password-file'?: string | undefined;
+  'stm-key-filter'?: string | undefined;
+  'stm-refresh-s'?: string | number | undefined;
+  'sign-timeout-ms'?: string | number | undefined;
+  'verify-signatures'?: string | boolean | undefined;
 }
 
 export const CONFIG_KEYS: ReadonlyArray<keyof RawOptions> = [
   'backend', 'socket', 'log-level', 'pkcs11-library', 'token-label', 'slot-index', 'pin-file', 'sync-threshold-us', 'max-async-sessions',
+  'stm-host', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
+  'stm-key-filter', 'stm-refresh-s', 'sign-timeout-ms', 'verify-signatures',
 ];
-const SECRET_KEYS = ['pin', 'user-pin', 'password', 'api-key', 'apiKey'];
+const SECRET_KEYS = [
+  'pin', 'user-pin', 'password', 'api-key', 'apiKey', 'stm-api-key', 'sm-api-key', 'SM_API_KEY', 'client-cert-password',
+  'stm-client-cert-password', 'SM_CLIENT_CERT_PASSWORD',
+];
+const PATH_KEYS = [
+  'socket', 'pkcs11-library', 'pin-file', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
+] as const;
 
 function bad(detail: string): Error {
   return sbError('SIGNBRIDGE_ERR_CONFIG', { detail });
@@ -62,14 +106,19 @@ export function readConfigFile(file: string): RawOptions {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad(`--config ${file} must hold a JSON object`);
   const out: RawOptions = {};
   for (const [k, v] of Object.entries(json)) {
-    if (SECRET_KEYS.includes(k)) throw bad(`"${k}" in ${file}: the PIN is read from SIGNBRIDGE_PIN or "pin-file", never from the config`);
+    if (SECRET_KEYS.includes(k)) {
+      throw bad(
+        `"${k}" in ${file}: secrets are never read from the config (PIN: SIGNBRIDGE_PIN or "pin-file"; STM API key: SM_API_KEY or "stm-api-key-file"; ` +
+          'client certificate password: SM_CLIENT_CERT_PASSWORD or "stm-client-cert-password-file")',
+      );
+    }
     if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw bad(`unknown key "${k}" in ${file} (known: ${CONFIG_KEYS.join(', ')})`);
-    if (typeof v !== 'string' && typeof v !== 'number') throw bad(`"${k}" in ${file} must be a string or number`);
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw bad(`"${k}" in ${file} must be a string, number or boolean`);
     (out as Record<string, unknown>)[k] = v;
   }
   // Relative paths in the file are relative to the file, not to the daemon's working directory.
   const base = resolve(file, '..');
-  for (const k of ['socket', 'pkcs11-library', 'pin-file'] as const) {
+  for (const k of PATH_KEYS) {
     const v = out[k];
     if (typeof v === 'string' && v !== '' && !v.startsWith('/')) out[k] = resolve(base, v);
   }
@@ -83,20 +132,40 @@ function intOf(k: string, v: string | number | undefined, min: number): number |
   return n;
 }
 
+function boolOf(k: string, v: string | boolean | undefined, dflt: boolean): boolean {
+  if (v === undefined || v === '') return dflt;
+  if (typeof v === 'boolean') return v;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw bad(`--${k} must be true or false, got ${v}`);
+}
+
+/** SM_TLS_SKIP_VERIFY as DigiCert's tools read it: "true"/"1"/"yes" switch it on; anything else is off. */
+export function tlsSkipVerifyFromEnv(env: NodeJS.ProcessEnv): boolean {
+  return /^(1|true|yes|on)$/i.test(env.SM_TLS_SKIP_VERIFY ?? '');
+}
+
 export function resolveConfig(flags: RawOptions & { config?: string | undefined }, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const { config, ...flagOpts } = flags;
   const file: RawOptions = config ? readConfigFile(config) : {};
+  // DigiCert's own client tools read SM_*; users switching keep them set (STM-API.md "Base, hosts, auth").
   const envOpts: RawOptions = {
     ...(env.SIGNBRIDGE_SOCKET ? { socket: env.SIGNBRIDGE_SOCKET } : {}),
     ...(env.SIGNBRIDGE_LOG_LEVEL ? { 'log-level': env.SIGNBRIDGE_LOG_LEVEL } : {}),
+    ...(env.SM_HOST ? { 'stm-host': env.SM_HOST } : {}),
+    ...(env.SM_CLIENT_CERT_FILE ? { 'stm-client-cert-file': env.SM_CLIENT_CERT_FILE } : {}),
+    ...(env.SM_CLIENT_KEY_FILE ? { 'stm-client-key-file': env.SM_CLIENT_KEY_FILE } : {}),
+    ...(env.SIGNBRIDGE_STM_CA_FILE || env.SM_CA_FILE ? { 'stm-ca-file': env.SIGNBRIDGE_STM_CA_FILE || env.SM_CA_FILE } : {}),
   };
   const defined = (o: RawOptions): RawOptions => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as RawOptions;
   const o: RawOptions = { ...defined(file), ...defined(envOpts), ...defined(flagOpts) };
 
-  const backend = o.backend ?? 'pkcs11';
-  if (backend !== 'pkcs11') throw bad(`unknown --backend "${backend}" (available: pkcs11)`);
+  const backend = (o.backend ?? 'pkcs11') as BackendName;
+  if (!BACKENDS.includes(backend)) throw bad(`unknown --backend "${String(backend)}" (available: ${BACKENDS.join(', ')})`);
   const logLevel = (o['log-level'] ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw bad(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const socket = resolve(o.socket ?? defaultSocketPath({ ...env, SIGNBRIDGE_SOCKET: undefined }));
+  if (backend === 'stm') return { backend, socket, logLevel, stm: stmConfig(o, env), pkcs11: { library: '' } };
   const library = o['pkcs11-library'];
   if (!library) throw bad('--pkcs11-library <path> is required for the pkcs11 backend (SoftHSMv2: /usr/lib/softhsm/libsofthsm2.so)');
   const tokenLabel = o['token-label'];
@@ -104,7 +173,7 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
   if (tokenLabel !== undefined && slotIndex !== undefined) throw bad('give --token-label or --slot-index, not both');
   return {
     backend,
-    socket: resolve(o.socket ?? defaultSocketPath({ ...env, SIGNBRIDGE_SOCKET: undefined })),
+    socket,
     logLevel,
     pkcs11: {
       library: resolve(library),
@@ -114,5 +183,29 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
       syncThresholdUs: intOf('sync-threshold-us', o['sync-threshold-us'], 0),
       maxAsyncSessions: intOf('max-async-sessions', o['max-async-sessions'], 1),
     },
+  };
+}
+
+function stmConfig(o: RawOptions, env: NodeJS.ProcessEnv): StmConfig {
+  const host = o['stm-host'];
+  if (!host) throw bad('--stm-host <url> (or SM_HOST) is required for the stm backend, e.g. https://clientauth.one.digicert.com');
+  const pathOf = (v: string | undefined): string | undefined => (v ? resolve(v) : undefined);
+  const timeout = intOf('sign-timeout-ms', o['sign-timeout-ms'], 1) ?? 30_000;
+  const tokenLabel = o['token-label'] ?? 'signbridge-stm';
+  // CK_TOKEN_INFO.label holds 32 bytes; a longer one would be cut and pkcs11: URIs would not match.
+  if (Buffer.byteLength(tokenLabel) > 32 || tokenLabel === '') throw bad(`--token-label must be 1 to 32 bytes, got "${tokenLabel}"`);
+  return {
+    host,
+    clientCertFile: pathOf(o['stm-client-cert-file']),
+    clientKeyFile: pathOf(o['stm-client-key-file']),
+    caFile: pathOf(o['stm-ca-file']),
+    apiKeyFile: pathOf(o['stm-api-key-file']),
+    clientCertPasswordFile: pathOf(o['stm-client-cert-password-file']),
+    tlsSkipVerify: tlsSkipVerifyFromEnv(env),
+    tokenLabel,
+    keyFilter: (o['stm-key-filter'] ?? '').split(',').map((x) => x.trim()).filter((x) => x !== ''),
+    refreshS: intOf('stm-refresh-s', o['stm-refresh-s'], 0) ?? 300,
+    signTimeoutMs: timeout,
+    verifySignatures: boolOf('verify-signatures', o['verify-signatures'], true),
   };
 }

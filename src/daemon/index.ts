@@ -4,7 +4,7 @@
 //   0  stopped cleanly (SIGTERM / SIGINT)
 //   1  unexpected failure
 //   2  usage or configuration error (flags, config file, PIN file)
-//   3  the backend could not start (library, token, PIN)
+//   3  the backend could not start (library, token, PIN; STM unreachable or credentials refused)
 //   4  the socket is in use by another daemon, or its directory is unsafe
 import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
@@ -12,10 +12,13 @@ import type { KeyRecord } from '../core/keys.js';
 import { buildSlots } from '../core/objects.js';
 import { Pkcs11Backend } from '../backends/pkcs11/index.js';
 import { readPin } from '../backends/pkcs11/pin.js';
+import { readSecretFile } from '../backends/stm/credentials.js';
+import { StmError } from '../backends/stm/errors.js';
+import { StmBackend } from '../backends/stm/index.js';
 import type { Backend } from '../backends/types.js';
 import { encodeReply, type SignRequest } from '../ipc/protocol.js';
 import { DaemonServer, type Handler } from '../ipc/server.js';
-import type { DaemonConfig } from './config.js';
+import type { DaemonConfig, StmConfig } from './config.js';
 
 export const VERSION = '0.1.0';
 export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, BACKEND: 3, SOCKET: 4 } as const;
@@ -33,7 +36,40 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   SIGNBRIDGE_ERR_SOCKET_DIR: EXIT.SOCKET,
 };
 export function exitCodeFor(e: unknown): number {
+  // STM: a configuration mistake is exit 2; anything the service or the network did at start is 3.
+  if (e instanceof StmError) return e.stmCode === 'SIGNBRIDGE_ERR_STM_CONFIG' ? EXIT.CONFIG : EXIT.BACKEND;
   return e instanceof SignbridgeError ? (EXIT_BY_CODE[e.code] ?? EXIT.FAILURE) : EXIT.FAILURE;
+}
+
+/** What the daemon sends as User-Agent (STM records it as the signature's client_type). */
+export const USER_AGENT = `signbridge/${VERSION} (${process.platform}; ${process.arch})`;
+
+/** A secret from the environment, else from its file (docs/stm-backend.md "Credentials"). */
+function secret(env: NodeJS.ProcessEnv, name: string, file: string | undefined, what: string): string | undefined {
+  const v = env[name];
+  if (v !== undefined && v !== '') return v;
+  return file ? readSecretFile(file, what) : undefined;
+}
+
+export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv): StmBackend {
+  return new StmBackend({
+    host: cfg.host,
+    apiKey: secret(env, 'SM_API_KEY', cfg.apiKeyFile, 'STM API key'),
+    credentials: {
+      clientCertFile: cfg.clientCertFile,
+      clientKeyFile: cfg.clientKeyFile,
+      clientCertPassword: secret(env, 'SM_CLIENT_CERT_PASSWORD', cfg.clientCertPasswordFile, 'client certificate password'),
+      caFile: cfg.caFile,
+    },
+    tlsSkipVerify: cfg.tlsSkipVerify,
+    tokenLabel: cfg.tokenLabel,
+    keyFilter: cfg.keyFilter,
+    refreshS: cfg.refreshS,
+    signTimeoutMs: cfg.signTimeoutMs,
+    verifySignatures: cfg.verifySignatures,
+    userAgent: USER_AGENT,
+    logger: log.child({ backend: 'stm' }),
+  });
 }
 
 /** Handler over a backend: the inventory frame is encoded once per generation. */
@@ -84,12 +120,10 @@ export interface StartOptions {
   peerCredentials?: ((fd: number) => { pid: number; uid: number; gid: number }) | undefined;
 }
 
-export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<RunningDaemon> {
-  const log = opts.logger;
-  const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env: opts.env ?? process.env });
-  // Refuse early (before logging in to the token) when another daemon owns the socket.
-  await DaemonServer.preparePath(cfg.socket, log);
-  const backend = new Pkcs11Backend({
+function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
+  if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env);
+  const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
+  return new Pkcs11Backend({
     library: cfg.pkcs11.library,
     tokenLabel: cfg.pkcs11.tokenLabel,
     slotIndex: cfg.pkcs11.slotIndex,
@@ -98,6 +132,14 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     syncThresholdUs: cfg.pkcs11.syncThresholdUs,
     maxAsyncSessions: cfg.pkcs11.maxAsyncSessions,
   });
+}
+
+export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<RunningDaemon> {
+  const log = opts.logger;
+  // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
+  const backend = createBackend(cfg, log, opts.env ?? process.env);
+  // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
+  await DaemonServer.preparePath(cfg.socket, log);
   await backend.start();
   const handler = new BackendHandler(backend);
   handler.inventoryFrame(); // encode once up front: the first client pays nothing
@@ -137,6 +179,7 @@ export async function runDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<
       opts.logger.info({ signal }, 'shutting down');
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
       d.close().then(
         () => {
           opts.logger.info('stopped');
@@ -150,7 +193,18 @@ export async function runDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<
     };
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');
+    // SIGHUP: re-list the keys now (stm backend; docs/stm-backend.md "Keys").
+    const onHup = (): void => {
+      const b = d.backend as Partial<StmBackend>;
+      if (typeof b.refresh !== 'function') {
+        opts.logger.info({ signal: 'SIGHUP' }, 'nothing to refresh for this backend');
+        return;
+      }
+      opts.logger.info({ signal: 'SIGHUP' }, 'refreshing the key list');
+      void b.refresh.call(d.backend, 'SIGHUP').catch(() => undefined);
+    };
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    process.on('SIGHUP', onHup);
   });
 }

@@ -1,6 +1,7 @@
-// Runs `signbridge daemon --backend pkcs11 …` as a child process (the demo and the tests use it):
-// waits until the socket answers HELLO, fails fast with the daemon's own stderr if it exits early,
-// and stops it on request. The PIN travels as a file path (--pin-file), never as an argument.
+// Runs `signbridge daemon --backend pkcs11|stm …` as a child process (the demo and the tests use
+// it): waits until the socket answers HELLO, fails fast with the daemon's own stderr if it exits
+// early, and stops it on request. Secrets never travel as arguments: the PIN as a file path
+// (--pin-file), STM credentials in the environment (SM_API_KEY, SM_CLIENT_CERT_PASSWORD).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
@@ -9,11 +10,14 @@ import { packageRoot } from '../native/loader.js';
 import { waitForDaemon } from '../ipc/client.js';
 
 export interface StartDaemonOptions {
+  /** default pkcs11; "stm" takes its settings from `env` (SM_HOST, …) and `extraArgs` */
+  backend?: 'pkcs11' | 'stm';
   socket: string;
-  softhsmConf: string;
-  library: string;
-  tokenLabel: string;
-  pinFile: string;
+  /** pkcs11 backend only */
+  softhsmConf?: string;
+  library?: string;
+  tokenLabel?: string;
+  pinFile?: string;
   /** daemon stdout+stderr are appended here */
   logFile: string;
   /** how long to wait for the first HELLO answer (default 20 s) */
@@ -64,24 +68,23 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaem
   const cli = cliPath();
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = createWriteStream(opts.logFile, { flags: 'a', mode: 0o600 });
+  const stm = opts.backend === 'stm';
+  if (!stm && (!opts.library || !opts.tokenLabel || !opts.pinFile || !opts.softhsmConf)) {
+    throw new DaemonStartError('the pkcs11 backend needs library, tokenLabel, pinFile and softhsmConf');
+  }
   const args = [
     cli,
     'daemon',
     '--backend',
-    'pkcs11',
-    '--pkcs11-library',
-    opts.library,
-    '--token-label',
-    opts.tokenLabel,
-    '--pin-file',
-    opts.pinFile,
+    stm ? 'stm' : 'pkcs11',
+    ...(stm ? [] : ['--pkcs11-library', opts.library!, '--token-label', opts.tokenLabel!, '--pin-file', opts.pinFile!]),
     '--socket',
     opts.socket,
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {
     // SoftHSMv2 finds its token directory through SOFTHSM2_CONF (token-setup.ts wrote it)
-    env: { ...process.env, ...opts.env, SOFTHSM2_CONF: opts.softhsmConf, SIGNBRIDGE_SOCKET: opts.socket },
+    env: { ...process.env, ...opts.env, ...(stm ? {} : { SOFTHSM2_CONF: opts.softhsmConf }), SIGNBRIDGE_SOCKET: opts.socket },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

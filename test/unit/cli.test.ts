@@ -34,10 +34,39 @@ describe('signbridge CLI', () => {
     expect(out).not.toContain('undefined');
   });
 
-  it('doctor and emulator are "not available yet" with exit 2', async () => {
+  it('doctor is "not available yet" with exit 2; emulator is wired to the emulator CLI', async () => {
     expect(await main(['doctor'])).toBe(2);
     expect(err).toMatch(/not available yet/);
-    expect(await main(['emulator'])).toBe(2);
+    out = '';
+    expect(await main(['emulator', '--help'])).toBe(0);
+    expect(out).toContain('Usage: signbridge emulator');
+    err = '';
+    expect(await main(['emulator'])).toBe(2); // --state-dir is required
+    expect(err).toContain('--state-dir');
+  });
+
+  it('daemon --backend stm: secrets are refused as flags; a missing host is a usage error (exit 2)', async () => {
+    for (const flag of ['--stm-api-key', '--api-key', '--stm-client-cert-password']) {
+      err = '';
+      await run(['daemon', '--backend', 'stm', flag, 'sekrit-value']);
+      expect(process.exitCode).toBe(2);
+      expect(err).toContain(`${flag} is not accepted`);
+      expect(err).not.toContain('sekrit-value');
+    }
+    err = '';
+    const prev = process.env.SM_HOST;
+    delete process.env.SM_HOST;
+    try {
+      await run(['daemon', '--backend', 'stm', '--socket', join(dir, 'stm.sock')]);
+    } finally {
+      if (prev !== undefined) process.env.SM_HOST = prev;
+    }
+    expect(process.exitCode).toBe(2);
+    expect(err).toContain('--stm-host <url> (or SM_HOST) is required');
+    out = '';
+    expect(await main(['daemon', '--help'])).toBe(0);
+    expect(out).toContain('--stm-client-cert-file');
+    expect(out).toContain('SM_TLS_SKIP_VERIFY');
   });
 
   it('module-path: the module path, or what was tried and to run npm run build', async () => {

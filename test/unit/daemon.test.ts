@@ -302,3 +302,26 @@ describe('socket files', () => {
     for (const x of cs) x.close();
   });
 });
+
+describe('--backend stm start-up checks (no service needed)', () => {
+  it('credential files are checked before the socket is touched: a readable API key file is a configuration error', async () => {
+    const keyFile = join(dir, 'api-key');
+    (await import('node:fs')).writeFileSync(keyFile, 'k\n', { mode: 0o644 });
+    const sock = join(dir, 'd', 'stm.sock');
+    const cfg = resolveConfig({ backend: 'stm', 'stm-host': 'https://127.0.0.1:1', 'stm-api-key-file': keyFile, socket: sock }, {});
+    await expect(startDaemon(cfg, { logger, env: {} })).rejects.toMatchObject({ code: 'SIGNBRIDGE_ERR_STM_CONFIG', message: expect.stringContaining('chmod 600') });
+    expect(existsSync(sock)).toBe(false);
+  });
+
+  it('an unreachable STM host fails start-up (exit 3) in bounded time with what to check', async () => {
+    const { exitCodeFor, EXIT } = await import('../../src/daemon/index.js');
+    const sock = join(dir, 'd', 'stm2.sock');
+    // port 1 on loopback: connection refused at once; retried until the start deadline would pass
+    const cfg = resolveConfig({ backend: 'stm', 'stm-host': 'https://127.0.0.1:1', socket: sock }, {});
+    const t0 = Date.now();
+    const e = await startDaemon(cfg, { logger, env: { SM_API_KEY: 'k' } }).then(() => undefined, (x: unknown) => x);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(exitCodeFor(e)).toBe(EXIT.BACKEND);
+    expect((e as Error).message).toMatch(/STM at 127\.0\.0\.1:1 did not complete listing certificates after \d+ attempt\(s\) \(last: ECONNREFUSED.*check the network/);
+  });
+});

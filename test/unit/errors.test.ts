@@ -119,7 +119,7 @@ describe('daemon configuration', () => {
     expect(() => resolveConfig({ 'pkcs11-library': '/l', 'log-level': 'loud' }, {})).toThrow(/--log-level/);
     expect(() => resolveConfig({ 'pkcs11-library': '/l', 'slot-index': '-1' }, {})).toThrow(/--slot-index/);
     expect(() => resolveConfig({}, {})).toThrow(/--pkcs11-library/);
-    expect(() => resolveConfig({ backend: 'stm', 'pkcs11-library': '/l' }, {})).toThrow(/unknown --backend/);
+    expect(() => resolveConfig({ backend: 'hsm', 'pkcs11-library': '/l' }, {})).toThrow(/unknown --backend/);
     const e = (() => {
       try {
         resolveConfig({ config: join(dir, 'nope.json') }, {});

@@ -101,6 +101,16 @@ describe('pkcs11 backend', () => {
     expect(publicDecrypt({ key: pubs.rsa!, padding: constants.RSA_PKCS1_PADDING }, sig).equals(raw)).toBe(true);
   });
 
+  it("token errors about the daemon's own session are not passed to the tool as if they were the tool's", async () => {
+    // SoftHSMv2 answers PSS with an MGF1 hash other than hashAlg with CKR_ARGUMENTS_BAD; the tool
+    // gets CKR_MECHANISM_PARAM_INVALID (its arguments were fine, its parameters were not)
+    const err = await Promise.resolve()
+      .then(() => b.sign({ key: keys.rsa!, mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA1, saltLen: 32, data: h256 }))
+      .then(() => undefined, (e: unknown) => e as { ckr?: number; message: string });
+    expect(err?.ckr).toBe(C.CKR_MECHANISM_PARAM_INVALID);
+    expect(err?.message).toMatch(/CKR_ARGUMENTS_BAD/); // the log line keeps what the token said
+  });
+
   it('first signature of a key goes to the thread pool, then fast keys sign on the event loop', async () => {
     const fresh = new Pkcs11Backend({ library: LIB, tokenLabel: 'bk', pin: PIN, syncThresholdUs: 1_000_000 });
     await fresh.start();

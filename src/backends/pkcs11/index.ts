@@ -24,7 +24,8 @@ import {
   CKM_ECDSA, CKM_EDDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512,
   CKM_SHA_1, CKO_CERTIFICATE, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKR_DEVICE_ERROR, CKR_PIN_EXPIRED,
   CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE, CKR_PIN_LOCKED, CKR_USER_ALREADY_LOGGED_IN,
-  ckmName, ckrName,
+  CKR_ARGUMENTS_BAD, CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_SIZE_RANGE,
+  CKR_KEY_TYPE_INCONSISTENT, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID, ckmName, ckrName,
 } from '../../core/pkcs11.js';
 import type { Backend, SignRequest } from '../types.js';
 
@@ -76,6 +77,25 @@ function tokenError(op: string, e: unknown): SignbridgeError {
   if (e instanceof SignbridgeError) return e;
   if (isPkcs11Error(e)) return sbError('SIGNBRIDGE_ERR_TOKEN', { op, rv: ckrName(e.code) }, { ckr: e.code, cause: e });
   return sbError('SIGNBRIDGE_ERR_TOKEN', { op, rv: (e as Error)?.message ?? String(e) }, { ckr: CKR_DEVICE_ERROR, cause: e });
+}
+
+// Token codes that describe the signing request itself, so they mean the same to the tool.
+const REQUEST_ERRORS = new Set([
+  CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID,
+  CKR_KEY_TYPE_INCONSISTENT, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_SIZE_RANGE,
+]);
+
+/**
+ * A backing-token error during a signature, as the tool should see it. Anything else the token says
+ * (CKR_SESSION_HANDLE_INVALID, CKR_OPERATION_ACTIVE, CKR_USER_NOT_LOGGED_IN …) is about the daemon's
+ * own session with the token, not the tool's: the tool gets CKR_DEVICE_ERROR and the log keeps the
+ * token's code. SoftHSMv2 answers bad PSS parameters with CKR_ARGUMENTS_BAD, hence that mapping.
+ */
+function signError(op: string, e: unknown): SignbridgeError {
+  const err = tokenError(op, e);
+  if (!isPkcs11Error(e)) return err;
+  const ckr = e.code === CKR_ARGUMENTS_BAD ? CKR_MECHANISM_PARAM_INVALID : REQUEST_ERRORS.has(e.code) ? e.code : CKR_DEVICE_ERROR;
+  return sbError('SIGNBRIDGE_ERR_TOKEN', { op, rv: ckrName(e.code) }, { ckr, cause: e });
 }
 
 // One loaded+initialized library per path and process, shared by every backend using it: a second
@@ -463,7 +483,7 @@ export class Pkcs11Backend implements Backend {
     } catch (e) {
       // An operation may be left active (e.g. after CKR_BUFFER_TOO_SMALL): start from a clean session.
       this.replaceSyncSession();
-      throw tokenError('C_Sign', e);
+      throw signError('C_Sign', e);
     }
   }
 
@@ -520,13 +540,13 @@ export class Pkcs11Backend implements Backend {
       lib.C_SignInit(s, mech, st.obj);
     } catch (e) {
       this.release(s, false);
-      throw tokenError('C_SignInit', e);
+      throw signError('C_SignInit', e);
     }
     return new Promise<Buffer>((resolve, reject) => {
       lib.C_Sign(s, req.data, Buffer.allocUnsafe(st.sigLen), (err, sig) => {
         if (err) {
           this.release(s, false);
-          reject(tokenError('C_Sign', err));
+          reject(signError('C_Sign', err));
           return;
         }
         this.release(s, true);

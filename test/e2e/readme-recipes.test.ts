@@ -3,14 +3,15 @@
 // daemon serving a SoftHSMv2 token named "my-token" (rsa-3072 id 01, ec-p256 id 02, ed25519 id 03)
 // — the names the README uses. The verifiers inside the recipes (osslsigncode verify, jarsigner
 // -verify, openssl … -verify) must succeed, so a recipe that stops working fails this test.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, cliPath, type RunningDaemon } from '../../src/demo/daemon-process.js';
 import { packageRoot } from '../../src/native/loader.js';
 import { createToken } from '../../src/softhsm/token-setup.js';
+import { waitForDaemon } from '../../src/ipc/client.js';
 import { requiredFile } from '../../src/demo/requirements.js';
 
 const root = packageRoot();
@@ -101,4 +102,60 @@ describe('README recipes, exactly as written', () => {
       if (name === 'Node apps') expect(out).not.toMatch(/fail/i);
     });
   }
+});
+
+/** The ```sh blocks of "## Remote signing", in order (shell 1, 2, 3). */
+function remoteBlocks(): string[] {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const start = readme.indexOf('## Remote signing');
+  expect(start, 'README has a "## Remote signing" section').toBeGreaterThan(0);
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+describe('README remote signing recipe (emulator → daemon --backend stm → osslsigncode), exactly as written', () => {
+  it('shell 1 and shell 2 start the emulator and the daemon; shell 3 signs and verifies', async () => {
+    const blocks = remoteBlocks();
+    expect(blocks).toHaveLength(3);
+    // a fresh HOME (~/stm-emu) and XDG_RUNTIME_DIR (the default socket) — nothing from the other tests
+    const home = join(dir, 'home');
+    const runtime = join(dir, 'xdg');
+    mkdirSync(home);
+    mkdirSync(runtime, { mode: 0o700 });
+    const shellEnv: NodeJS.ProcessEnv = { ...env, HOME: home, XDG_RUNTIME_DIR: runtime };
+    delete shellEnv.SIGNBRIDGE_SOCKET;
+    for (const k of Object.keys(shellEnv)) if (k.startsWith('SM_')) delete shellEnv[k];
+    const procs: ChildProcess[] = [];
+    let logs = '';
+    const background = (script: string): void => {
+      const p = spawn('bash', ['-c', `set -euo pipefail\n${script}`], { cwd: work, env: shellEnv, detached: true });
+      p.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+      procs.push(p);
+    };
+    try {
+      background(blocks[0]!);
+      const envSh = join(home, 'stm-emu', 'env.sh');
+      for (let i = 0; i < 300 && !existsSync(envSh); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(envSh), `emulator did not write env.sh\n${logs}`).toBe(true);
+      background(blocks[1]!);
+      await waitForDaemon(join(runtime, 'signbridge', 'signbridge.sock'), 30_000).catch((e: Error) => {
+        throw new Error(`${e.message}\n${logs}`);
+      });
+      const r = spawnSync('bash', ['-c', `set -euo pipefail\n${blocks[2]}`], { cwd: work, env: shellEnv, encoding: 'utf8', timeout: 120_000 });
+      const out = `${r.stdout}\n${r.stderr}`;
+      expect(r.status, `${blocks[2]}\n--- output\n${out}\n--- emulator and daemon\n${logs}`).toBe(0);
+      expect(out).toMatch(/codesign-rsa/);
+      expect(out).toMatch(/^Signature verification: ok$/m);
+    } finally {
+      for (const p of procs) {
+        try {
+          process.kill(-p.pid!, 'SIGTERM'); // the whole process group: bash and what it started
+        } catch {
+          /* already gone */
+        }
+      }
+      await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
+    }
+  });
 });

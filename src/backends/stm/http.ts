@@ -112,10 +112,10 @@ export class StmClient {
   async call<T>(method: 'GET' | 'POST', path: string, body: unknown, ctx: CallContext): Promise<T> {
     const url = this.prefix + API_BASE + path;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    let last = 'no attempt';
+    let last = '';
     for (let attempt = 0; ; attempt++) {
       const remaining = ctx.deadline - Date.now();
-      if (remaining <= 0) throw this.deadlineError(ctx, last);
+      if (remaining <= 0) throw this.deadlineError(ctx, last || 'the deadline passed before the first attempt');
       const signal = AbortSignal.timeout(remaining);
       let status: number;
       let retryAfter: string | string[] | undefined;
@@ -136,7 +136,11 @@ export class StmClient {
         retryAfter = res.headers['retry-after'];
         text = await res.body.text();
       } catch (e) {
-        if (signal.aborted || Date.now() >= ctx.deadline) throw this.deadlineError(ctx, last, e);
+        if (signal.aborted || Date.now() >= ctx.deadline) {
+          // the deadline passed while this attempt was waiting for its answer
+          const waiting = `no answer to attempt ${attempt + 1}`;
+          throw this.deadlineError(ctx, attempt === 0 ? waiting : `${last}; then ${waiting}`, e);
+        }
         const tls = classifyTlsError(e, this.display);
         if (tls) throw tls;
         const code = (e as { code?: string }).code ?? (e as Error).name;

@@ -127,6 +127,24 @@ void write_body(wire::Writer& w, const SignReply& m) { w.bytes(m.signature); }
 void read_body(wire::Reader& r, SignReplyView& m) { m.signature = r.bytes(); }
 void read_body(wire::Reader& r, SignReply& m) { r.bytes(m.signature); }
 
+void write_body(wire::Writer& w, const LoginRequest& m) {
+  w.u32(m.slot_id);
+  w.u64(m.user_type);
+  w.bytes(m.pin);
+}
+void write_body(wire::Writer& w, const LoginRequestView& m) {
+  w.u32(m.slot_id);
+  w.u64(m.user_type);
+  w.bytes(m.pin.data, m.pin.size);
+}
+void read_body(wire::Reader& r, LoginRequest& m) {
+  m.slot_id = r.u32();
+  m.user_type = r.u64();
+  r.bytes(m.pin);
+}
+void write_body(wire::Writer&, const LoginReply&) {}
+void read_body(wire::Reader&, LoginReply&) {}
+
 void encode_error_reply(std::vector<uint8_t>& out, Call call, uint32_t id, uint32_t rv,
                         const std::string& message) {
   size_t start = begin_frame(out, call, Kind::Reply, id);
@@ -176,6 +194,7 @@ bool decode_frame(const uint8_t* p, size_t n, Frame& f, std::string& err) {
       case Call::Hello: decode_as<HelloRequest>(r, f); break;
       case Call::GetInventory: decode_as<InventoryRequest>(r, f); break;
       case Call::Sign: decode_as<SignRequest>(r, f); break;
+      case Call::Login: decode_as<LoginRequest>(r, f); break;
     }
   } else {
     f.status.rv = r.u32();
@@ -186,6 +205,7 @@ bool decode_frame(const uint8_t* p, size_t n, Frame& f, std::string& err) {
         case Call::Hello: decode_as<HelloReply>(r, f); break;
         case Call::GetInventory: decode_as<InventoryReply>(r, f); break;
         case Call::Sign: decode_as<SignReply>(r, f); break;
+        case Call::Login: decode_as<LoginReply>(r, f); break;
       }
     }
   }

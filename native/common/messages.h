@@ -60,6 +60,13 @@ struct SignRequest {
 struct SignReply {
   Bytes signature;
 };
+// protocol.md "LOGIN": the pin is a secret; whoever holds one of these wipes it.
+struct LoginRequest {
+  uint32_t slot_id = 0;
+  uint64_t user_type = 0;
+  Bytes pin;
+};
+struct LoginReply {};  // rv only
 
 // Zero-copy forms for the module's signing path: the request is encoded straight from the
 // caller's buffers and the signature is read in place from the connection's buffer.
@@ -71,6 +78,12 @@ struct SignRequestView {
 };
 struct SignReplyView {
   wire::ByteView signature;
+};
+// The module encodes LOGIN straight from its own PIN buffer (no extra copy of the secret).
+struct LoginRequestView {
+  uint32_t slot_id = 0;
+  uint64_t user_type = 0;
+  wire::ByteView pin;
 };
 
 // Reply envelope (protocol.md "Reply envelope"): rv, then message when rv != 0.
@@ -87,6 +100,9 @@ void write_body(wire::Writer& w, const InventoryReply& m);
 void write_body(wire::Writer& w, const SignRequest& m);
 void write_body(wire::Writer& w, const SignReply& m);
 void write_body(wire::Writer& w, const SignRequestView& m);
+void write_body(wire::Writer& w, const LoginRequest& m);
+void write_body(wire::Writer& w, const LoginRequestView& m);
+void write_body(wire::Writer& w, const LoginReply& m);
 void read_body(wire::Reader& r, HelloRequest& m);
 void read_body(wire::Reader& r, HelloReply& m);
 void read_body(wire::Reader& r, InventoryRequest& m);
@@ -94,11 +110,13 @@ void read_body(wire::Reader& r, InventoryReply& m);
 void read_body(wire::Reader& r, SignRequest& m);
 void read_body(wire::Reader& r, SignReply& m);
 void read_body(wire::Reader& r, SignReplyView& m);
+void read_body(wire::Reader& r, LoginRequest& m);
+void read_body(wire::Reader& r, LoginReply& m);
 
 // A whole frame, decoded. For replies, `status` holds the envelope and `body` is monostate
 // when rv != 0.
 using Body = std::variant<std::monostate, HelloRequest, HelloReply, InventoryRequest,
-                          InventoryReply, SignRequest, SignReply>;
+                          InventoryReply, SignRequest, SignReply, LoginRequest, LoginReply>;
 struct Frame {
   Call call = Call::Hello;
   Kind kind = Kind::Request;

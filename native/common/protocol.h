@@ -15,10 +15,11 @@ constexpr uint32_t HELLO_MAGIC = 0x31474253;  // "SBG1" little-endian
 constexpr uint16_t VERSION_MIN = 1;
 constexpr uint16_t VERSION_MAX = 1;
 constexpr size_t MAX_KEY_HANDLE = 255;  // protocol.md "object": key_handle at most 255 bytes
+constexpr uint64_t CKU_USER_TYPE = 1;    // protocol.md "LOGIN": the only user_type the daemon accepts
 
 enum class Kind : uint8_t { Request = 0, Reply = 1 };
 
-enum class Call : uint8_t { Hello = 0x01, GetInventory = 0x02, Sign = 0x03 };
+enum class Call : uint8_t { Hello = 0x01, GetInventory = 0x02, Sign = 0x03, Login = 0x04 };
 
 struct CallInfo {
   Call call;
@@ -30,6 +31,7 @@ inline constexpr CallInfo CALL_TABLE[] = {
     {Call::Hello, "HELLO"},
     {Call::GetInventory, "GET_INVENTORY"},
     {Call::Sign, "SIGN"},
+    {Call::Login, "LOGIN"},
 };
 
 // nullptr when `code` is not a version-1 call.

@@ -13,12 +13,18 @@ namespace sb::bridge {
 namespace {
 
 // C_Initialize/C_Finalize against each other (v2.40 §5.4 leaves concurrent calls to the app,
-// this just keeps two racing C_Initialize calls from both succeeding).
-pthread_mutex_t g_lifecycle = PTHREAD_MUTEX_INITIALIZER;
+// this just keeps two racing C_Initialize calls from both succeeding). The lock lives in
+// state.cpp: the fork handlers take it around fork() so a child never inherits it held.
 struct LifecycleGuard {
-  LifecycleGuard() { pthread_mutex_lock(&g_lifecycle); }
-  ~LifecycleGuard() { pthread_mutex_unlock(&g_lifecycle); }
+  LifecycleGuard() { lock_lifecycle(); }
+  ~LifecycleGuard() { unlock_lifecycle(); }
 };
+
+// No slot logged in any more (C_Logout, last session closed): the kept PIN goes
+// (protocol.md "LOGIN": wiped at C_Logout).
+void forget_pin_if_unused(State& st) {
+  if (!st.sessions.any_logged_in()) st.client->forget_pin();
+}
 
 // Fixed-width CK_UTF8CHAR fields: blank-padded, never NUL-terminated, cut at a character
 // boundary (CONSUMERS.md, libp11 facts).
@@ -115,6 +121,8 @@ Status finalize() {
   LifecycleGuard g;
   std::unique_ptr<Library> lib = take_library();
   if (!lib) return Status(CKR_CRYPTOKI_NOT_INITIALIZED);
+  // Callers still doing I/O may hold the client a little longer: wipe the PIN now.
+  lib->state.client->forget_pin();
   return Status::Ok();  // sessions, inventory and idle connections go with it
 }
 
@@ -240,12 +248,15 @@ Status open_session(CK_SLOT_ID id, CK_FLAGS flags, CK_SESSION_HANDLE& out) {
 Status close_session(CK_SESSION_HANDLE h) {
   StateLock st;
   if (!st.ok()) return st.status();
-  return st->sessions.close(h) ? Status::Ok() : Status(CKR_SESSION_HANDLE_INVALID);
+  if (!st->sessions.close(h)) return Status(CKR_SESSION_HANDLE_INVALID);
+  forget_pin_if_unused(*st);  // v2.40 §5.6: closing the last session logs the user out
+  return Status::Ok();
 }
 
 Status close_all_sessions(CK_SLOT_ID id) {
   return with_slot(id, [&](State& st, const SlotRec& slot) {
     st.sessions.close_all(slot.id);
+    forget_pin_if_unused(st);
     return Status::Ok();
   });
 }
@@ -265,18 +276,44 @@ Status get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO& info) {
   return Status::Ok();
 }
 
-// design.md "Login model": the PIN is not checked here and never kept; the daemon holds the
-// token's real PIN and access control is the socket's owner.
-Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user) {
+// design.md "Login model": a token without CKF_LOGIN_REQUIRED logs in locally — the PIN is not
+// checked and never kept (access control is the socket's owner). A token with the flag (daemon
+// run with --client-secret-file) gets one LOGIN round trip; the daemon's verdict
+// (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, …) is the answer, and on success the client keeps the
+// PIN for new connections (protocol.md "LOGIN").
+Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_ULONG pin_len) {
+  std::shared_ptr<DaemonClient> client;
+  CK_SLOT_ID slot_id = 0;
+  {
+    StateLock st;
+    if (!st.ok()) return st.status();
+    SessionCtx ctx;
+    if (Status s = session_ctx(st, h, ctx); !s.ok()) return s;
+    if (user == CKU_CONTEXT_SPECIFIC)
+      return ctx.session->sign ? Status::Ok() : Status(CKR_OPERATION_NOT_INITIALIZED);
+    if (user != CKU_USER) return Status(CKR_USER_TYPE_INVALID, "C_Login: only CKU_USER is supported");
+    if (st->sessions.logged_in(ctx.slot->id)) return Status(CKR_USER_ALREADY_LOGGED_IN);
+    if (!(ctx.slot->token_flags & CKF_LOGIN_REQUIRED)) {
+      st->sessions.set_logged_in(ctx.slot->id, true);
+      return Status::Ok();
+    }
+    client = st->client;
+    slot_id = ctx.slot->id;
+  }
+  // The round trip runs with the state lock released. Codes C_Login may return (v2.40 §5.6)
+  // pass through; anything else the daemon says becomes CKR_FUNCTION_FAILED.
+  Status s = client->login(static_cast<uint32_t>(slot_id), CKU_USER, pin, pin_len);
+  if (!s.ok()) return s.rv() == CKR_DEVICE_ERROR || s.rv() == CKR_PIN_INCORRECT || s.rv() == CKR_PIN_LOCKED ||
+                             s.rv() == CKR_USER_TYPE_INVALID || s.rv() == CKR_FUNCTION_FAILED || s.rv() == CKR_GENERAL_ERROR ||
+                             s.rv() == CKR_HOST_MEMORY || s.rv() == CKR_USER_PIN_NOT_INITIALIZED
+                         ? s
+                         : Status(CKR_FUNCTION_FAILED, s.message());
   StateLock st;
-  if (!st.ok()) return st.status();
-  auto s = st->sessions.get(h);
-  if (!s) return Status(CKR_SESSION_HANDLE_INVALID);
-  if (user == CKU_CONTEXT_SPECIFIC)
-    return s->sign ? Status::Ok() : Status(CKR_OPERATION_NOT_INITIALIZED);
-  if (user != CKU_USER) return Status(CKR_USER_TYPE_INVALID, "C_Login: only CKU_USER is supported");
-  if (st->sessions.logged_in(s->slot)) return Status(CKR_USER_ALREADY_LOGGED_IN);
-  st->sessions.set_logged_in(s->slot, true);
+  if (!st.ok()) {
+    client->forget_pin();  // finalized meanwhile
+    return st.status();
+  }
+  st->sessions.set_logged_in(slot_id, true);
   return Status::Ok();
 }
 
@@ -287,6 +324,7 @@ Status logout(CK_SESSION_HANDLE h) {
   if (!s) return Status(CKR_SESSION_HANDLE_INVALID);
   if (!st->sessions.logged_in(s->slot)) return Status(CKR_USER_NOT_LOGGED_IN);
   st->sessions.set_logged_in(s->slot, false);
+  forget_pin_if_unused(*st);
   return Status::Ok();
 }
 

@@ -19,7 +19,7 @@ Status open_session(CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HANDLE& out);
 Status close_session(CK_SESSION_HANDLE h);
 Status close_all_sessions(CK_SLOT_ID slot);
 Status get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO& info);
-Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user);
+Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_ULONG pin_len);
 Status logout(CK_SESSION_HANDLE h);
 Status get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
 Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);

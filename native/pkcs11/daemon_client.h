@@ -1,8 +1,11 @@
 // Client side of the wire protocol (docs/protocol.md "Connection life"): a small pool of idle,
 // greeted connections; poll-based deadlines; one retry when a pooled connection turns out dead
 // (design.md: a restarted daemon is picked up without reloading the module).
+// Also: LOGIN with the kept PIN on every new connection (protocol.md "LOGIN"), and the optional
+// autostart of a daemon when none answers (SIGNBRIDGE_AUTOSTART, docs/hardening/module.md).
 // Never holds the module state lock: callers do I/O with the lock released.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,10 +16,17 @@
 
 namespace sb {
 
+// Longest PIN the module keeps (CK_TOKEN_INFO.ulMaxPinLen reports the same).
+constexpr size_t MAX_PIN = 255;
+
 struct ClientConfig {
   std::string socket_path;
   int sign_timeout_ms = 60000;  // SIGNBRIDGE_TIMEOUT_MS
-  int meta_timeout_ms = 10000;  // HELLO, GET_INVENTORY: min(SIGNBRIDGE_TIMEOUT_MS, 10000)
+  int meta_timeout_ms = 10000;  // HELLO, GET_INVENTORY, LOGIN: min(SIGNBRIDGE_TIMEOUT_MS, 10000)
+  // SIGNBRIDGE_AUTOSTART split into words (no shell); empty: autostart is off (the default).
+  std::vector<std::string> autostart_argv;
+  std::string autostart_error;  // SIGNBRIDGE_AUTOSTART was set but could not be parsed
+  int autostart_timeout_ms = 15000;  // SIGNBRIDGE_AUTOSTART_TIMEOUT_MS
 };
 
 // design.md "Environment": SIGNBRIDGE_SOCKET, else $XDG_RUNTIME_DIR/signbridge/signbridge.sock,
@@ -39,19 +49,41 @@ class DaemonClient {
   Status sign(const proto::Bytes& key_handle, uint64_t mechanism, uint64_t hash_alg, uint64_t mgf,
               uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len);
 
+  // One LOGIN round trip (protocol.md "LOGIN"). On success the PIN is kept and sent again after
+  // HELLO on every new connection; the daemon's rv (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, …)
+  // comes back as is.
+  Status login(uint32_t slot_id, uint64_t user_type, const uint8_t* pin, size_t pin_len);
+  // Wipes the kept PIN (C_Logout of the last slot, C_Finalize) and drops idle connections
+  // that were logged in with it.
+  void forget_pin();
+  // Fork child only (single-threaded, locks may be held by threads that do not exist): wipes
+  // the PIN without locking.
+  void wipe_pin_in_child();
+
   const ClientConfig& config() const { return cfg_; }
 
  private:
   template <class Fn>
   Status with_connection(int timeout_ms, Fn&& round_trip);
+  Status relogin(Connection& c, int timeout_ms, bool& stale);
   Result<std::unique_ptr<Connection>> connect_fresh();
+  Result<std::unique_ptr<Connection>> connect_greet(bool* absent, int hello_timeout_ms);
+  Status start_daemon();
   std::unique_ptr<Connection> take_idle();
   void give_back(std::unique_ptr<Connection> c);
   void drop_idle();
 
   ClientConfig cfg_;
-  std::mutex mu_;  // guards idle_ only; never held during I/O
+  std::mutex mu_;  // guards idle_ and the PIN; never held during I/O
   std::vector<std::unique_ptr<Connection>> idle_;
+  // The PIN in a fixed buffer, so the fork child can wipe it whatever state the parent was in.
+  uint8_t pin_[MAX_PIN] = {};
+  size_t pin_len_ = 0;
+  uint64_t pin_gen_ = 0;       // 0: no PIN kept; else the login generation of pin_
+  uint64_t gen_counter_ = 0;   // source of login generations
+  uint32_t pin_slot_ = 0;      // slot_id of the C_Login that kept pin_
+  std::mutex autostart_mu_;    // one autostart attempt at a time in this process
+  bool autostart_failed_ = false;  // guarded by autostart_mu_: do not start a broken daemon again
 };
 
 }  // namespace sb

@@ -67,8 +67,8 @@ CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) {
 }
 
 CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) {
-  // The PIN is deliberately not passed on: it is neither checked nor stored (design.md).
-  return guard("C_Login", [&] { return (!pPin && ulPinLen) ? kBadArgs : bridge::login(hSession, userType); });
+  // The PIN goes to the daemon only for a token with CKF_LOGIN_REQUIRED (protocol.md "LOGIN").
+  return guard("C_Login", [&] { return (!pPin && ulPinLen) ? kBadArgs : bridge::login(hSession, userType, pPin, ulPinLen); });
 }
 
 CK_RV C_Logout(CK_SESSION_HANDLE hSession) {

@@ -7,11 +7,21 @@
 
 namespace sb {
 
-static void child_after_fork() { forget_library_in_child(); }
+// The lifecycle lock is taken around fork() so that a fork while another thread is inside
+// C_Initialize/C_Finalize cannot hand the child a lock held by a thread it does not have. The
+// state lock and the connection pool's lock need no such care: the child never touches the
+// parent's state (it is abandoned, see forget_library_in_child), so a sign in flight in another
+// parent thread at fork time cannot deadlock the child.
+static void before_fork() { lock_lifecycle(); }
+static void parent_after_fork() { unlock_lifecycle(); }
+static void child_after_fork() {
+  unlock_lifecycle();
+  forget_library_in_child();
+}
 
 void install_fork_handler() {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, child_after_fork); });
+  pthread_once(&once, [] { pthread_atfork(before_fork, parent_after_fork, child_after_fork); });
 }
 
 }  // namespace sb

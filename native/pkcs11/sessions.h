@@ -39,6 +39,7 @@ class SessionTable {
   CK_ULONG count(CK_SLOT_ID slot, bool rw_only) const;
 
   bool logged_in(CK_SLOT_ID slot) const { return logged_in_.count(slot) != 0; }
+  bool any_logged_in() const { return !logged_in_.empty(); }
   void set_logged_in(CK_SLOT_ID slot, bool v) {
     if (v) logged_in_.insert(slot);
     else logged_in_.erase(slot);

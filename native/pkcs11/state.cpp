@@ -1,5 +1,7 @@
 #include "state.h"
 
+#include <pthread.h>
+
 #include <atomic>
 
 namespace sb {
@@ -54,6 +56,15 @@ std::unique_ptr<Library> take_library() {
 // calls C_Initialize. The parent's state is abandoned, not freed: its locks may be held by
 // threads that do not exist in the child, and closing/shutting down its connections must not
 // disturb the parent (the sockets are SOCK_CLOEXEC, so an exec drops them).
-void forget_library_in_child() { g_lib.store(nullptr, std::memory_order_release); }
+// The PIN is wiped (protocol.md "LOGIN"): the child starts logged out and must not carry the
+// parent's secret around (core dumps, a long-running child). wipe_pin_in_child takes no lock.
+void forget_library_in_child() {
+  Library* lib = g_lib.exchange(nullptr, std::memory_order_acq_rel);
+  if (lib && lib->state.client) lib->state.client->wipe_pin_in_child();
+}
+
+static pthread_mutex_t g_lifecycle = PTHREAD_MUTEX_INITIALIZER;
+void lock_lifecycle() { pthread_mutex_lock(&g_lifecycle); }
+void unlock_lifecycle() { pthread_mutex_unlock(&g_lifecycle); }
 
 }  // namespace sb

@@ -40,8 +40,11 @@ class StateLock {
 // Lifecycle (C_Initialize / C_Finalize / fork child). install fails if already initialized.
 bool install_library(std::unique_ptr<Library> lib);
 std::unique_ptr<Library> take_library();  // null if not initialized
-void forget_library_in_child();
+void forget_library_in_child();  // also wipes the kept PIN
 void install_fork_handler();
+// The C_Initialize/C_Finalize lock (held across fork() by the fork handlers).
+void lock_lifecycle();
+void unlock_lifecycle();
 
 // Process-wide object handle counter (never reset, never 0).
 CK_OBJECT_HANDLE& next_object_handle();

@@ -132,6 +132,12 @@ void body_json(Json& j, const SignRequest& m) {
 void body_json(Json& j, const SignReply& m) {
   j.key("signature"); j.hex(m.signature);
 }
+void body_json(Json& j, const LoginRequest& m) {
+  j.key("slot_id"); j.num(m.slot_id);
+  j.key("user_type"); j.num(m.user_type);
+  j.key("pin"); j.hex(m.pin);  // golden frames hold a made-up test PIN only
+}
+void body_json(Json&, const LoginReply&) {}
 
 void frame_json(Json& j, const Frame& f) {
   j.open('{');
@@ -238,6 +244,17 @@ std::vector<Bytes> sample_frames() {
   });
   add([](Bytes& b) { SignReply m{Bytes(64, 0x11)}; encode_ok_reply(b, Call::Sign, 3, m); });
   add([](Bytes& b) { encode_error_reply(b, Call::Sign, 4, 0x60, "no key with that handle"); });
+  add([](Bytes& b) {
+    LoginRequest m;
+    m.slot_id = 1; m.user_type = 1; m.pin = {'t', 'e', 's', 't', '-', 'p', 'i', 'n'};
+    encode_request(b, Call::Login, 5, m);
+  });
+  add([](Bytes& b) { encode_ok_reply(b, Call::Login, 5, LoginReply{}); });
+  add([](Bytes& b) { encode_error_reply(b, Call::Login, 6, 0xa0, "wrong PIN"); });
+  add([](Bytes& b) {  // the module's zero-copy form encodes the same bytes as LoginRequest
+    uint8_t pin[] = {'t', 'e', 's', 't', '-', 'p', 'i', 'n'};
+    encode_request(b, Call::Login, 5, LoginRequestView{1, 1, {pin, sizeof pin}});
+  });
   return out;
 }
 
@@ -339,7 +356,16 @@ int self_test() {
     std::string err;
     return decode_frame(b.data(), b.size(), g, err);
   };
-  expect(!mutated(0, 4, 0x04), "reserved call 0x04 rejected");
+  expect(!mutated(0, 4, 0x05), "reserved call 0x05 rejected");
+  expect(frames[7] == frames[10], "LoginRequestView encodes like LoginRequest");
+  {  // LOGIN with an empty PIN is well-formed (the daemon answers CKR_PIN_INCORRECT)
+    Bytes b;
+    encode_request(b, Call::Login, 9, LoginRequest{0, 1, {}});
+    Frame g;
+    std::string err;
+    expect(decode_frame(b.data(), b.size(), g, err) && std::get<LoginRequest>(g.body).pin.empty(), "LOGIN with an empty pin decodes");
+  }
+  expect(!mutated(8, 13, 0x01), "LOGIN error reply without its message rejected");
   expect(!mutated(0, 5, 2), "kind 2 rejected");
   expect(!mutated(0, 10, 0x54), "wrong magic rejected");
   expect(!mutated(3, 25, 0xff), "slot count beyond the frame rejected");  // 10 header + 4 rv + 8 generation + 3

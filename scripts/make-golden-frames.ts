@@ -10,10 +10,10 @@ import {
   CKA_CERTIFICATE_TYPE, CKA_CLASS, CKA_ID, CKA_KEY_TYPE, CKA_LABEL, CKA_SIGN, CKC_X_509, CKF_EC_F_P,
   CKF_EC_NAMEDCURVE, CKF_EC_UNCOMPRESS, CKF_SIGN, CKF_TOKEN_INITIALIZED, CKF_USER_PIN_INITIALIZED,
   CKF_WRITE_PROTECTED, CKG_MGF1_SHA256, CKK_RSA, CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_SHA256,
-  CKO_CERTIFICATE, CKO_PRIVATE_KEY, CKR_FUNCTION_FAILED, CKR_KEY_HANDLE_INVALID,
+  CKO_CERTIFICATE, CKO_PRIVATE_KEY, CKR_FUNCTION_FAILED, CKR_KEY_HANDLE_INVALID, CKR_PIN_INCORRECT,
 } from '../src/core/pkcs11.js';
 import {
-  CALLS, KIND_REPLY, KIND_REQUEST, MAGIC, MAX_FRAME, Writer, encodeMessage, messageToJson, type Message,
+  CALLS, CKU_USER, KIND_REPLY, KIND_REQUEST, MAGIC, MAX_FRAME, Writer, encodeMessage, messageToJson, type Message,
 } from '../src/ipc/protocol.js';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'frames');
@@ -99,6 +99,16 @@ const good: Record<string, Message> = {
     call: 'SIGN', kind: 'reply', id: 3,
     body: { rv: CKR_KEY_HANDLE_INVALID, message: 'no key with that handle: the inventory changed' },
   },
+  // protocol.md "LOGIN": slot 0, CKU_USER, a fixture PIN (not a secret of any test).
+  'login-request': {
+    call: 'LOGIN', kind: 'request', id: 6,
+    body: { slot_id: 0, user_type: BigInt(CKU_USER), pin: Buffer.from('golden-pin-0000') },
+  },
+  'login-reply': { call: 'LOGIN', kind: 'reply', id: 6, body: { rv: 0 } },
+  'login-error-reply': {
+    call: 'LOGIN', kind: 'reply', id: 6,
+    body: { rv: CKR_PIN_INCORRECT, message: 'the PIN does not match the client secret of the signbridge daemon' },
+  },
 };
 
 function raw(call: number, kind: number, id: number, body: Buffer, lengthOverride?: number): Buffer {
@@ -121,8 +131,12 @@ const bad: Record<string, Buffer> = {
   'bad-length-too-large': raw(CALLS.GET_INVENTORY.code, KIND_REQUEST, 10, Buffer.alloc(0), MAX_FRAME - 3),
   // length 5 < 6: cannot even hold call, kind and id.
   'bad-length-too-small': Buffer.concat([u32(5), Buffer.from([0x02, 0x00, 0x0b, 0x00, 0x00])]),
-  // call 0x04 is reserved (protocol.md "Call table").
-  'bad-unknown-call': raw(0x04, KIND_REQUEST, 12, Buffer.alloc(0)),
+  // call 0x05 is reserved (protocol.md "Call table"; 0x04 is LOGIN since the client secret).
+  'bad-unknown-call': raw(0x05, KIND_REQUEST, 12, Buffer.alloc(0)),
+  // LOGIN request whose pin says 64 bytes where 4 follow.
+  'bad-login-pin-length': raw(CALLS.LOGIN.code, KIND_REQUEST, 15, Buffer.concat([u32(0), u64(CKU_USER), u32(64), Buffer.from('1234')])),
+  // LOGIN reply with rv 0 and a stray byte (the reply has no fields).
+  'bad-login-reply-trailing': raw(CALLS.LOGIN.code, KIND_REPLY, 16, Buffer.concat([u32(0), Buffer.from([0x00])])),
   // GET_INVENTORY request has an empty body; one byte is left over.
   'bad-trailing-byte': raw(CALLS.GET_INVENTORY.code, KIND_REQUEST, 13, Buffer.from([0x00])),
   // GET_INVENTORY reply: rv 0, generation 1, slot count 1,048,576 with no bytes left.

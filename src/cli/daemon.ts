@@ -27,6 +27,17 @@ environment, which wins over the file):
                               loop; slower ones on the thread pool (default 1000)
   --max-async-sessions <n>    token sessions for thread-pool signatures (default 4)
 
+Who may sign, and the audit trail (README "Security model", "Audit log"):
+  Only processes of the daemon's own uid may connect (SO_PEERCRED); others are refused and logged.
+  --client-secret-file <f>    file (mode 0600) holding a client secret: tokens then require a login,
+                              and C_Login's PIN must match it (5 wrong PINs within 60 s lock logins
+                              for that uid until the minute has passed)
+  --audit-log <file>          one JSON line per signature, on disk before the signature is returned
+                              (default: audit.log beside the socket; that directory is often a
+                              tmpfs, so give a persistent path for a lasting trail)
+  --audit-max-bytes <n>       rotate the audit log at this size (default 10485760)
+  --audit-keep <n>            rotated audit logs kept: <file>.1 … <file>.<n> (default 5)
+
 stm backend (docs/stm-backend.md; the SM_* variables are the ones DigiCert's own tools read):
   --stm-host <url>            $SM_HOST, e.g. https://clientauth.one.digicert.com
   --stm-client-cert-file <f>  $SM_CLIENT_CERT_FILE: the mTLS client certificate, PKCS#12 (.p12) or PEM
@@ -76,7 +87,12 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'stm-refresh-s': { type: 'string' },
       'sign-timeout-ms': { type: 'string' },
       'verify-signatures': { type: 'string' },
+      'client-secret-file': { type: 'string' },
+      'audit-log': { type: 'string' },
+      'audit-max-bytes': { type: 'string' },
+      'audit-keep': { type: 'string' },
       pin: { type: 'string' },
+      'client-secret': { type: 'string' },
       'api-key': { type: 'string' },
       'stm-api-key': { type: 'string' },
       'stm-client-cert-password': { type: 'string' },
@@ -93,20 +109,20 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     // Refuse outright: a PIN in argv is visible to every user through ps/proc.
     throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: '--pin is not accepted (argv is visible to other users): use SIGNBRIDGE_PIN or --pin-file', command: 'daemon' });
   }
-  for (const k of ['api-key', 'stm-api-key', 'stm-client-cert-password'] as const) {
+  for (const k of ['api-key', 'stm-api-key', 'stm-client-cert-password', 'client-secret'] as const) {
     if (values[k] !== undefined) {
-      const how = k === 'stm-client-cert-password' ? 'SM_CLIENT_CERT_PASSWORD or --stm-client-cert-password-file' : 'SM_API_KEY or --stm-api-key-file';
+      const how =
+        k === 'stm-client-cert-password' ? 'SM_CLIENT_CERT_PASSWORD or --stm-client-cert-password-file'
+        : k === 'client-secret' ? '--client-secret-file (mode 0600)'
+        : 'SM_API_KEY or --stm-api-key-file';
       throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: `--${k} is not accepted (argv is visible to other users): use ${how}`, command: 'daemon' });
     }
   }
-  const { help: _h, pin: _p, 'api-key': _a, 'stm-api-key': _s, 'stm-client-cert-password': _c, ...flags } = values;
+  const { help: _h, pin: _p, 'api-key': _a, 'stm-api-key': _s, 'stm-client-cert-password': _c, 'client-secret': _cs, ...flags } = values;
   const cfg = resolveConfig(flags);
   const logger = createLogger(cfg.logLevel as LogLevel);
-  let peerCredentials: ((fd: number) => { pid: number; uid: number; gid: number }) | undefined;
-  try {
-    peerCredentials = loadAddon().peerCredentials;
-  } catch (e) {
-    logger.warn({ err: (e as Error).message }, 'peer credentials unavailable; connections are logged without pid/uid');
-  }
-  return runDaemon(cfg, { logger, peerCredentials });
+  // The uid check (README "Security model") needs the addon: without it the daemon does not start
+  // (fail closed) — loadAddon's error lists the paths tried and the build command.
+  const peerCredentials = loadAddon().peerCredentials;
+  return runDaemon(cfg, { logger, peerCredentials, requirePeerCredentials: true });
 }

@@ -3,11 +3,13 @@
 // never a flag or a config key (so they stay out of argv/ps and out of config files that get
 // copied around): the PIN comes from SIGNBRIDGE_PIN or a PIN file, the STM API key from
 // SM_API_KEY or "stm-api-key-file", the client certificate password from SM_CLIENT_CERT_PASSWORD
-// or "stm-client-cert-password-file"; they are read by startDaemon, never kept in DaemonConfig.
+// or "stm-client-cert-password-file", the client secret from "client-secret-file"; they are read
+// by startDaemon, never kept in DaemonConfig.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { sbError } from '../core/errors.js';
 import { defaultSocketPath } from '../core/paths.js';
+import { DEFAULT_AUDIT_KEEP, DEFAULT_AUDIT_MAX_BYTES } from './audit.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -36,6 +38,10 @@ export interface DaemonConfig {
   backend: BackendName;
   socket: string;
   logLevel: LogLevel;
+  /** protocol.md "LOGIN": file holding the client secret (mode 0600); absent → no login needed. */
+  clientSecretFile?: string | undefined;
+  /** README "Audit log": one fdatasync'd JSON line per SIGN, rotated by size. */
+  audit: { file: string; maxBytes: number; keep: number };
   /** Set when backend is "stm". */
   stm?: StmConfig | undefined;
   /** Set when backend is "pkcs11". */
@@ -71,19 +77,25 @@ export interface RawOptions {
   'stm-refresh-s'?: string | number | undefined;
   'sign-timeout-ms'?: string | number | undefined;
   'verify-signatures'?: string | boolean | undefined;
+  'client-secret-file'?: string | undefined;
+  'audit-log'?: string | undefined;
+  'audit-max-bytes'?: string | number | undefined;
+  'audit-keep'?: string | number | undefined;
 }
 
 export const CONFIG_KEYS: ReadonlyArray<keyof RawOptions> = [
   'backend', 'socket', 'log-level', 'pkcs11-library', 'token-label', 'slot-index', 'pin-file', 'sync-threshold-us', 'max-async-sessions',
   'stm-host', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
   'stm-key-filter', 'stm-refresh-s', 'sign-timeout-ms', 'verify-signatures',
+  'client-secret-file', 'audit-log', 'audit-max-bytes', 'audit-keep',
 ];
 const SECRET_KEYS = [
   'pin', 'user-pin', 'password', 'api-key', 'apiKey', 'stm-api-key', 'sm-api-key', 'SM_API_KEY', 'client-cert-password',
-  'stm-client-cert-password', 'SM_CLIENT_CERT_PASSWORD',
+  'stm-client-cert-password', 'SM_CLIENT_CERT_PASSWORD', 'client-secret', 'secret',
 ];
 const PATH_KEYS = [
   'socket', 'pkcs11-library', 'pin-file', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
+  'client-secret-file', 'audit-log',
 ] as const;
 
 function bad(detail: string): Error {
@@ -109,7 +121,7 @@ export function readConfigFile(file: string): RawOptions {
     if (SECRET_KEYS.includes(k)) {
       throw bad(
         `"${k}" in ${file}: secrets are never read from the config (PIN: SIGNBRIDGE_PIN or "pin-file"; STM API key: SM_API_KEY or "stm-api-key-file"; ` +
-          'client certificate password: SM_CLIENT_CERT_PASSWORD or "stm-client-cert-password-file")',
+          'client certificate password: SM_CLIENT_CERT_PASSWORD or "stm-client-cert-password-file"; client secret: "client-secret-file")',
       );
     }
     if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw bad(`unknown key "${k}" in ${file} (known: ${CONFIG_KEYS.join(', ')})`);
@@ -165,16 +177,27 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
   const logLevel = (o['log-level'] ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw bad(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const socket = resolve(o.socket ?? defaultSocketPath({ ...env, SIGNBRIDGE_SOCKET: undefined }));
-  if (backend === 'stm') return { backend, socket, logLevel, stm: stmConfig(o, env), pkcs11: { library: '' } };
+  const common = {
+    backend,
+    socket,
+    logLevel,
+    clientSecretFile: o['client-secret-file'] ? resolve(o['client-secret-file']) : undefined,
+    // Default: beside the socket, in the daemon's private 0700 directory, so two daemons never
+    // share one; that directory is often a tmpfs, so a lasting trail needs --audit-log (README).
+    audit: {
+      file: resolve(o['audit-log'] ?? join(dirname(socket), 'audit.log')),
+      maxBytes: intOf('audit-max-bytes', o['audit-max-bytes'], 1) ?? DEFAULT_AUDIT_MAX_BYTES,
+      keep: intOf('audit-keep', o['audit-keep'], 0) ?? DEFAULT_AUDIT_KEEP,
+    },
+  };
+  if (backend === 'stm') return { ...common, stm: stmConfig(o, env), pkcs11: { library: '' } };
   const library = o['pkcs11-library'];
   if (!library) throw bad('--pkcs11-library <path> is required for the pkcs11 backend (SoftHSMv2: /usr/lib/softhsm/libsofthsm2.so)');
   const tokenLabel = o['token-label'];
   const slotIndex = intOf('slot-index', o['slot-index'], 0);
   if (tokenLabel !== undefined && slotIndex !== undefined) throw bad('give --token-label or --slot-index, not both');
   return {
-    backend,
-    socket,
-    logLevel,
+    ...common,
     pkcs11: {
       library: resolve(library),
       tokenLabel,

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
 import type { KeyRecord } from '../core/keys.js';
 import { buildSlots } from '../core/objects.js';
+import { CKF_LOGIN_REQUIRED, CKF_USER_PIN_INITIALIZED } from '../core/pkcs11.js';
 import { Pkcs11Backend } from '../backends/pkcs11/index.js';
 import { readPin } from '../backends/pkcs11/pin.js';
 import { readSecretFile } from '../backends/stm/credentials.js';
@@ -17,8 +18,11 @@ import { StmError } from '../backends/stm/errors.js';
 import { StmBackend } from '../backends/stm/index.js';
 import type { Backend } from '../backends/types.js';
 import { encodeReply, type SignRequest } from '../ipc/protocol.js';
-import { DaemonServer, type Handler } from '../ipc/server.js';
+import { DaemonServer, type AuditSink, type Handler, type LoginGate } from '../ipc/server.js';
+import { AuditLog, auditRecord } from './audit.js';
+import { ClientSecret } from './client-auth.js';
 import type { DaemonConfig, StmConfig } from './config.js';
+import { checkSecretFiles, readClientSecretFile } from './secrets.js';
 
 export const VERSION = '0.1.0';
 export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, BACKEND: 3, SOCKET: 4 } as const;
@@ -78,17 +82,26 @@ export class BackendHandler implements Handler {
   private cachedFrame: Buffer = Buffer.alloc(0);
   private byHandle = new Map<string, KeyRecord>();
 
-  constructor(private readonly backend: Backend) {}
+  /** loginRequired: the daemon has a client secret (protocol.md "LOGIN": flags of every slot). */
+  constructor(private readonly backend: Backend, private readonly loginRequired = false) {}
 
   inventoryFrame(): Buffer {
     const gen = this.backend.generation();
     if (gen !== this.cachedGen) {
       const tokens = this.backend.tokens();
       this.byHandle = new Map(tokens.flatMap((t) => t.keys.map((k) => [k.handle.toString('hex'), k] as const)));
-      this.cachedFrame = encodeReply('GET_INVENTORY', 0, { generation: gen, slots: buildSlots(tokens) });
+      const extra = this.loginRequired ? CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED : 0;
+      const slots = buildSlots(tokens).map((sl) => ({ ...sl, token_flags: sl.token_flags | extra }));
+      this.cachedFrame = encodeReply('GET_INVENTORY', 0, { generation: gen, slots });
       this.cachedGen = gen;
     }
     return this.cachedFrame;
+  }
+
+  /** The key behind a handle (for the audit line); undefined when none. */
+  keyFor(handle: Buffer): KeyRecord | undefined {
+    if (this.cachedGen !== this.backend.generation()) this.inventoryFrame();
+    return this.byHandle.get(handle.toString('hex'));
   }
 
   sign(req: SignRequest): Buffer | Promise<Buffer> {
@@ -110,6 +123,7 @@ export interface RunningDaemon {
   socketPath: string;
   backend: Backend;
   server: DaemonServer;
+  audit: AuditLog;
   /** Stop accepting, finish in-flight signatures, close the backend, remove the socket. */
   close(): Promise<void>;
 }
@@ -118,6 +132,10 @@ export interface StartOptions {
   logger: Logger;
   env?: NodeJS.ProcessEnv;
   peerCredentials?: ((fd: number) => { pid: number; uid: number; gid: number }) | undefined;
+  /** Refuse connections whose peer credentials cannot be read (the CLI sets it: fail closed). */
+  requirePeerCredentials?: boolean | undefined;
+  /** uid allowed to connect (default: the daemon's own; README "Security model"). */
+  allowedUid?: number | undefined;
 }
 
 function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
@@ -134,39 +152,67 @@ function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): 
   });
 }
 
+async function openAudit(cfg: DaemonConfig, log: Logger): Promise<AuditLog> {
+  try {
+    return await AuditLog.open({ ...cfg.audit, logger: log });
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw sbError('SIGNBRIDGE_ERR_CONFIG', { detail: `cannot open the audit log ${cfg.audit.file} (${why}): give a writable file with --audit-log <file>` });
+  }
+}
+
 export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promise<RunningDaemon> {
   const log = opts.logger;
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
+  checkSecretFiles(cfg);
+  const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
   const backend = createBackend(cfg, log, opts.env ?? process.env);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
-  await backend.start();
-  const handler = new BackendHandler(backend);
+  const audit = await openAudit(cfg, log);
+  try {
+    await backend.start();
+  } catch (e) {
+    await audit.close();
+    throw e;
+  }
+  const handler = new BackendHandler(backend, login !== undefined);
   handler.inventoryFrame(); // encode once up front: the first client pays nothing
+  const sink: AuditSink = { sign: (e) => audit.append(auditRecord(e, handler.keyFor(e.req.key_handle))) };
   const server = new DaemonServer({
     socketPath: cfg.socket,
     handler,
     logger: log,
     serverName: `signbridge/${VERSION}`,
     peerCredentials: opts.peerCredentials,
+    requirePeerCredentials: opts.requirePeerCredentials,
+    allowedUid: opts.allowedUid,
+    login,
+    audit: sink,
   });
   try {
     await server.listen();
   } catch (e) {
     await backend.close();
+    await audit.close();
     throw e;
   }
   const keys = backend.tokens().reduce((n, t) => n + t.keys.length, 0);
-  log.info({ socket: cfg.socket, keys, backend: backend.name }, 'listening');
+  log.info(
+    { socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined },
+    'listening',
+  );
   let closing: Promise<void> | undefined;
   return {
     socketPath: cfg.socket,
     backend,
     server,
+    audit,
     close: () =>
       (closing ??= (async () => {
         await server.close();
         await backend.close();
+        await audit.close();
       })()),
   };
 }

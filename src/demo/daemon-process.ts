@@ -4,7 +4,8 @@
 // (--pin-file), STM credentials in the environment (SM_API_KEY, SM_CLIENT_CERT_PASSWORD).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../native/loader.js';
 import { waitForDaemon } from '../ipc/client.js';
@@ -45,6 +46,18 @@ export class DaemonStartError extends Error {
 }
 
 const STDERR_KEEP = 16 * 1024;
+
+/**
+ * Tests: every daemon started here also copies its output into this directory, so
+ * test/e2e/secrets-in-logs.test.ts can grep what all of the suite's daemons logged.
+ * SIGNBRIDGE_TEST_LOG_DIR, else inside a vitest worker <tmpdir>/signbridge-test-logs/<pid of the
+ * vitest main process> (shared by every worker of one run); else none.
+ */
+export function testLogDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.SIGNBRIDGE_TEST_LOG_DIR) return env.SIGNBRIDGE_TEST_LOG_DIR;
+  if (env.VITEST_POOL_ID !== undefined) return join(tmpdir(), 'signbridge-test-logs', String(process.ppid));
+  return undefined;
+}
 
 /** The built CLI (lib/cli/index.js); tests run from src/ but the daemon runs from lib/. */
 export function cliPath(): string {
@@ -88,9 +101,17 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaem
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  const copyDir = testLogDir();
+  let copy: WriteStream | undefined;
+  if (copyDir && child.pid !== undefined) {
+    mkdirSync(copyDir, { recursive: true, mode: 0o700 });
+    copy = createWriteStream(join(copyDir, `daemon-${child.pid}.log`), { flags: 'a', mode: 0o600 });
+    child.stdout!.on('data', (d: Buffer) => copy!.write(d));
+  }
   child.stdout!.pipe(log, { end: false });
   child.stderr!.on('data', (d: Buffer) => {
     log.write(d);
+    copy?.write(d);
     stderr = (stderr + d.toString('utf8')).slice(-STDERR_KEEP);
   });
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -102,6 +123,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaem
   const stop = async (): Promise<void> => {
     if (exited || child.exitCode !== null) {
       log.end();
+      copy?.end();
       return;
     }
     child.kill('SIGTERM');
@@ -110,6 +132,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaem
       await waitExit(child, 2000);
     }
     await new Promise<void>((r) => log.end(r));
+    if (copy) await new Promise<void>((r) => copy!.end(r));
   };
 
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);

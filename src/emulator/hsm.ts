@@ -82,7 +82,7 @@ export class EmulatorHsm {
     try {
       // pkcs11js directly: graphene's initialize() hides CKR_CRYPTOKI_ALREADY_INITIALIZED, which here
       // means someone else in this process loaded SoftHSMv2 with their configuration
-      mod.lib.C_Initialize();
+      mod.lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }); // signs may run on libuv threads
     } catch (e) {
       mod.close();
       if ((e as { code?: unknown }).code === CKR_CRYPTOKI_ALREADY_INITIALIZED) {

@@ -2,6 +2,7 @@
 // native/common/protocol.h mirrors the same call table). After p11-kit's rpc-message.h: one table
 // of calls with their field signatures drives both encoder and decoder; decoding is bounded and
 // its errors are sticky; framing (length prefix) lives in framing.ts.
+import { isUtf8 } from 'node:buffer';
 import { sbError, type SignbridgeError } from '../core/errors.js';
 
 export const MAGIC = 0x31474253; // "SBG1" little-endian
@@ -12,6 +13,8 @@ export const MAX_LENGTH = MAX_FRAME - 4;
 export const PROTOCOL_MIN_VERSION = 1;
 export const PROTOCOL_MAX_VERSION = 1;
 export const MAX_KEY_HANDLE = 255;
+/** CK_USER_TYPE CKU_USER (PKCS#11 v2.40 §3.4): the only user type LOGIN accepts (protocol.md "LOGIN"). */
+export const CKU_USER = 1;
 
 export const KIND_REQUEST = 0;
 export const KIND_REPLY = 1;
@@ -83,6 +86,16 @@ export const CALLS = {
     ],
     reply: [['signature', 'bytes']],
   },
+  // protocol.md "LOGIN": per connection; only needed when the daemon has a client secret.
+  LOGIN: {
+    code: 0x04,
+    request: [
+      ['slot_id', 'u32'],
+      ['user_type', 'u64'],
+      ['pin', 'bytes'],
+    ],
+    reply: [],
+  },
 } as const satisfies Record<string, { code: number; request: Struct; reply: Struct }>;
 
 export type CallName = keyof typeof CALLS;
@@ -122,10 +135,13 @@ export interface SignRequest {
   data: Buffer;
 }
 export interface SignReply { signature: Buffer }
+export interface LoginRequest { slot_id: number; user_type: bigint; pin: Buffer }
 export type Empty = Record<string, never>;
 
-export interface RequestBodies { HELLO: HelloRequest; GET_INVENTORY: Empty; SIGN: SignRequest }
-export interface ReplyBodies { HELLO: HelloReply; GET_INVENTORY: InventoryReply; SIGN: SignReply }
+export interface RequestBodies { HELLO: HelloRequest; GET_INVENTORY: Empty; SIGN: SignRequest; LOGIN: LoginRequest }
+/** LOGIN's reply has no fields after rv (an intersection with Empty would forbid `rv`). */
+export type NoFields = Record<never, never>;
+export interface ReplyBodies { HELLO: HelloReply; GET_INVENTORY: InventoryReply; SIGN: SignReply; LOGIN: NoFields }
 
 /** A reply body: `rv` first, then the call's fields (rv == 0) or `message` (protocol.md "Reply envelope"). */
 export type ReplyBody<C extends CallName> = ({ rv: 0 } & ReplyBodies[C]) | { rv: number; message: string };
@@ -187,6 +203,9 @@ export class Reader {
   }
   str(): string {
     const b = this.bytes();
+    // protocol.md "Body primitives": a str holds UTF-8; anything else is malformed (as in the C++ codec),
+    // never silently replaced by U+FFFD (which would not re-encode to the same bytes).
+    if (this.error === null && !isUtf8(b)) this.error = 'str is not valid UTF-8';
     return b.toString('utf8');
   }
   /** An array count, rejected when `count * minItemSize` exceeds what is left (no huge allocations). */
@@ -293,7 +312,13 @@ export function readStruct(r: Reader, s: Struct): Record<string, unknown> {
       case 'u16': out[name] = r.u16(); break;
       case 'u32': out[name] = r.u32(); break;
       case 'u64': out[name] = r.u64(); break;
-      case 'bytes': out[name] = r.bytes(); break;
+      case 'bytes': {
+        const b = r.bytes();
+        // protocol.md "object": a key_handle is at most 255 bytes (SIGN and inventory alike)
+        if (name === 'key_handle' && b.length > MAX_KEY_HANDLE) r.fail(`key_handle of ${b.length} bytes (at most ${MAX_KEY_HANDLE})`);
+        out[name] = b;
+        break;
+      }
       case 'str': out[name] = r.str(); break;
       default: {
         const n = r.count(minStructSize(t.array));
@@ -332,6 +357,7 @@ export function writeStruct(w: Writer, s: Struct, v: Record<string, unknown>): v
         break;
       case 'bytes':
         if (!(x instanceof Uint8Array)) throw bad(name, 'bytes');
+        if (name === 'key_handle' && x.length > MAX_KEY_HANDLE) throw bad(name, `at most ${MAX_KEY_HANDLE} bytes`);
         w.bytes(x);
         break;
       case 'str':

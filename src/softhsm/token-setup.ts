@@ -313,7 +313,7 @@ export async function createToken(opts: CreateTokenOptions): Promise<CreatedToke
   let mod: graphene.Module;
   try {
     mod = graphene.Module.load(library, 'SoftHSMv2');
-    mod.initialize();
+    mod.initialize({ flags: 0x2 /* CKF_OS_LOCKING_OK */ });
   } catch (e) {
     restoreEnv(previousConf);
     throw new SoftHsmSetupError('SIGNBRIDGE_ERR_SOFTHSM_SETUP', `cannot load SoftHSMv2 from ${library}: ${describe(e)} (reinstall with \`${SOFTHSM_APT_LINE}\`)`, {

@@ -110,7 +110,9 @@ function acquireLibrary(library: string): graphene.Module {
   }
   const mod = graphene.Module.load(library, 'signbridge-backing-token');
   try {
-    mod.initialize();
+    // Signs run on the event loop AND on libuv threads: the token must lock (PKCS#11 v2.40 §5.4);
+    // without CKF_OS_LOCKING_OK SoftHSMv2 does no locking and concurrent signs corrupt its heap.
+    mod.initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
   } catch (e) {
     if (!(isPkcs11Error(e) && e.code === 0x191 /* CKR_CRYPTOKI_ALREADY_INITIALIZED */)) {
       try {

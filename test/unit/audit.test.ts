@@ -1,0 +1,173 @@
+// The audit log on its own (src/daemon/audit.ts): a line is in the file when append() resolves,
+// concurrent lines share writes (group commit), rotation by size keeps `keep` files, every line
+// parses; and the server withholds a signature whose audit line could not be written.
+// End to end through the module with SIGKILL: test/e2e/audit.test.ts.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as C from '../../src/core/pkcs11.js';
+import { AuditLog, auditRecord } from '../../src/daemon/audit.js';
+import { DaemonClient } from '../../src/ipc/client.js';
+import { DaemonServer, type SignAuditEvent } from '../../src/ipc/server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sb-audit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const silent = pino({ level: 'silent' });
+let n = 0;
+const fresh = (): string => join(dir, `a${++n}`, 'audit.log');
+const linesOf = (f: string): Array<Record<string, unknown>> =>
+  readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('AuditLog', () => {
+  it('creates the file 0600 (directory 0700) and a line is on disk when append() resolves', async () => {
+    const file = fresh();
+    const a = await AuditLog.open({ file });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(file, '..')).mode & 0o777).toBe(0o700);
+    for (let i = 0; i < 3; i++) {
+      await a.append({ i });
+      // read with an independent reader right when the promise resolves
+      expect(linesOf(file).map((l) => l.i)).toEqual(Array.from({ length: i + 1 }, (_, k) => k));
+    }
+    await a.close();
+  });
+
+  it('writes are synchronous to the disk: the file is open O_DSYNC|O_APPEND (what makes "on disk before the reply" true)', async () => {
+    const { constants } = await import('node:fs');
+    const a = await AuditLog.open({ file: fresh() });
+    const flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${a.fd}`, 'utf8'))![1]!, 8);
+    expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    expect(flags & constants.O_APPEND).toBe(constants.O_APPEND);
+    await a.close();
+  });
+
+  it('group commit: 200 lines appended at once take a handful of write+fdatasync batches, in order', async () => {
+    const file = fresh();
+    const a = await AuditLog.open({ file });
+    const seen: number[] = [];
+    await Promise.all(Array.from({ length: 200 }, (_, i) => a.append({ i }).then(() => seen.push(i))));
+    expect(a.lines).toBe(200);
+    expect(a.batches).toBeLessThanOrEqual(3);
+    expect(linesOf(file).map((l) => l.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    // appends while a batch is in flight go into the next one, never lost
+    const more = Array.from({ length: 50 }, (_, i) => a.append({ i: 200 + i }));
+    await new Promise((r) => setImmediate(r));
+    more.push(a.append({ i: 250 }));
+    await Promise.all(more);
+    expect(linesOf(file)).toHaveLength(251);
+    await a.close();
+    console.log(`[audit] group commit: ${a.lines} lines in ${a.batches} batches`);
+  });
+
+  it('rotates by size: file, file.1 … file.<keep>, never more; each line parses; newest lines in the current file', async () => {
+    const file = fresh();
+    const a = await AuditLog.open({ file, maxBytes: 400, keep: 2 });
+    for (let i = 0; i < 60; i++) await a.append({ i, pad: 'x'.repeat(40) });
+    await a.close();
+    const names = readdirSync(join(file, '..')).sort();
+    expect(names).toEqual(['audit.log', 'audit.log.1', 'audit.log.2']);
+    for (const f of names) expect(statSync(join(file, '..', f)).size).toBeLessThanOrEqual(400);
+    const all = [...linesOf(`${file}.2`), ...linesOf(`${file}.1`), ...linesOf(file)].map((l) => l.i as number);
+    // consecutive and ending with the last one written: rotation dropped only the oldest
+    expect(all.at(-1)).toBe(59);
+    expect(all).toEqual(Array.from({ length: all.length }, (_, k) => 60 - all.length + k));
+    expect(all.length).toBeGreaterThan(10);
+  });
+
+  it('refuses to open a path it cannot create, with the errno', async () => {
+    const notADir = join(dir, 'plain-file');
+    (await import('node:fs')).writeFileSync(notADir, '');
+    await expect(AuditLog.open({ file: join(notADir, 'sub', 'audit.log') })).rejects.toMatchObject({ code: 'ENOTDIR' });
+  });
+});
+
+describe('auditRecord', () => {
+  const base = {
+    time: new Date('2026-01-02T03:04:05.678Z'),
+    conn: 1,
+    peer: { pid: 42, uid: 1000, gid: 1000, exe: '/usr/bin/osslsigncode' },
+    rv: 0,
+    message: '',
+    backendUs: 1234,
+  };
+  const key = { id: Buffer.from([1]), label: 'rsa-3072' } as never;
+  const sha = (b: Buffer | string, h = 'sha256'): Buffer => createHash(h).update(b).digest();
+
+  it('CKM_RSA_PKCS: the hash inside the DigestInfo', () => {
+    const d = sha('hello');
+    const e: SignAuditEvent = {
+      ...base,
+      req: { key_handle: Buffer.from('aa', 'hex'), mechanism: BigInt(C.CKM_RSA_PKCS), hash_alg: BigInt(C.CKM_SHA256), mgf: 0n, salt_len: 0, data: Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), d]) },
+    };
+    expect(auditRecord(e, key)).toEqual({
+      time: '2026-01-02T03:04:05.678Z',
+      peer: { uid: 1000, pid: 42, exe: '/usr/bin/osslsigncode' },
+      key: { id: '01', label: 'rsa-3072', handle: 'aa' },
+      mechanism: 'CKM_RSA_PKCS',
+      hash: 'CKM_SHA256',
+      digest: d.toString('hex'),
+      outcome: 'ok',
+      backend_us: 1234,
+    });
+  });
+
+  it('EdDSA (no hash): data_sha256 of the message; a failure names the CKR and keeps the message', () => {
+    const msg = Buffer.from('a message for Ed25519');
+    const e: SignAuditEvent = {
+      ...base,
+      peer: undefined,
+      rv: C.CKR_KEY_HANDLE_INVALID,
+      message: 'no key with handle bb',
+      req: { key_handle: Buffer.from('bb', 'hex'), mechanism: BigInt(C.CKM_EDDSA), hash_alg: 0n, mgf: 0n, salt_len: 0, data: msg },
+    };
+    const r = auditRecord(e, undefined);
+    expect(r).toMatchObject({
+      peer: null,
+      key: { id: null, label: null, handle: 'bb' },
+      mechanism: 'CKM_EDDSA',
+      hash: null,
+      data_sha256: sha(msg).toString('hex'),
+      outcome: 'CKR_KEY_HANDLE_INVALID',
+      error: 'no key with handle bb',
+    });
+    expect(r).not.toHaveProperty('digest');
+  });
+});
+
+describe('the server and its audit sink', () => {
+  it('a signature whose audit line cannot be written is withheld (CKR_FUNCTION_FAILED); one that can is returned after it', async () => {
+    const sock = join(dir, 'srv', 's.sock');
+    let fail = true;
+    const order: string[] = [];
+    const server = new DaemonServer({
+      socketPath: sock,
+      logger: silent,
+      serverName: 'test',
+      handler: { inventoryFrame: () => Buffer.alloc(0), sign: () => Buffer.from('signature') },
+      audit: {
+        sign: async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          order.push('audited');
+          if (fail) throw new Error('ENOSPC: no space left on device');
+        },
+      },
+    });
+    await server.listen();
+    const c = await DaemonClient.connect({ socketPath: sock });
+    try {
+      const req = { key_handle: Buffer.from('aa', 'hex'), mechanism: 1n, hash_alg: 0n, mgf: 0n, salt_len: 0, data: Buffer.from('x') };
+      await expect(c.sign(req)).rejects.toMatchObject({ ckr: C.CKR_FUNCTION_FAILED, message: expect.stringContaining('audit log') });
+      fail = false;
+      const sig = await c.sign(req).then((s) => (order.push('replied'), s));
+      expect(sig.toString()).toBe('signature');
+      expect(order).toEqual(['audited', 'audited', 'replied']);
+    } finally {
+      c.close();
+      await server.close();
+    }
+    expect(existsSync(sock)).toBe(false);
+  });
+});

@@ -15,14 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CK_PTR *
-#define CK_DECLARE_FUNCTION(returnType, name) returnType name
-#define CK_DECLARE_FUNCTION_POINTER(returnType, name) returnType(*name)
-#define CK_CALLBACK_FUNCTION(returnType, name) returnType(*name)
-#ifndef NULL_PTR
-#define NULL_PTR 0
-#endif
-#include "pkcs11.h"
+#include "p11.h"
 
 static CK_FUNCTION_LIST_PTR p;
 static int failures;

@@ -26,14 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CK_PTR *
-#define CK_DECLARE_FUNCTION(returnType, name) returnType name
-#define CK_DECLARE_FUNCTION_POINTER(returnType, name) returnType(*name)
-#define CK_CALLBACK_FUNCTION(returnType, name) returnType(*name)
-#ifndef NULL_PTR
-#define NULL_PTR 0
-#endif
-#include "pkcs11.h"
+#include "p11.h"
 
 static CK_FUNCTION_LIST_PTR p;
 static int failures;

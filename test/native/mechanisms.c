@@ -19,18 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CK_PTR *
-#define CK_DECLARE_FUNCTION(returnType, name) returnType name
-#define CK_DECLARE_FUNCTION_POINTER(returnType, name) returnType(*name)
-#define CK_CALLBACK_FUNCTION(returnType, name) returnType(*name)
-#ifndef NULL_PTR
-#define NULL_PTR 0
-#endif
-#include "pkcs11.h"
+#include "p11.h"
 
-#ifndef CKM_EDDSA
-#define CKM_EDDSA 0x1057UL /* PKCS#11 3.0 */
-#endif
 
 static CK_FUNCTION_LIST_PTR p;
 static int failures;

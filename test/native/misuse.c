@@ -32,18 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CK_PTR *
-#define CK_DECLARE_FUNCTION(returnType, name) returnType name
-#define CK_DECLARE_FUNCTION_POINTER(returnType, name) returnType(*name)
-#define CK_CALLBACK_FUNCTION(returnType, name) returnType(*name)
-#ifndef NULL_PTR
-#define NULL_PTR 0
-#endif
-#include "pkcs11.h"
+#include "p11.h"
 
-#ifndef CKM_EDDSA
-#define CKM_EDDSA 0x1057UL /* PKCS#11 3.0 */
-#endif
 #ifndef CKM_ECDSA_SHA256
 #define CKM_ECDSA_SHA256 0x1044UL
 #endif

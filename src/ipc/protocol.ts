@@ -4,6 +4,7 @@
 // its errors are sticky; framing (length prefix) lives in framing.ts.
 import { isUtf8 } from 'node:buffer';
 import { sbError, type SignbridgeError } from '../core/errors.js';
+import type { P11Attribute, P11Mechanism, P11Object, P11Slot } from '../core/objects.js';
 
 export const MAGIC = 0x31474253; // "SBG1" little-endian
 export const MAX_FRAME = 4 * 1024 * 1024; // header included (protocol.md "Framing")
@@ -111,20 +112,11 @@ export function callName(code: number): CallName | undefined {
 
 export interface HelloRequest { magic: number; min_version: number; max_version: number; client: string }
 export interface HelloReply { version: number; server: string }
-export interface Mechanism { type: bigint; min_key_size: number; max_key_size: number; flags: number }
-export interface Attribute { type: bigint; value: Buffer }
-export interface InventoryObject { key_handle: Buffer; attributes: Attribute[] }
-export interface Slot {
-  slot_id: number;
-  slot_description: string;
-  manufacturer: string;
-  token_label: string;
-  token_model: string;
-  token_serial: string;
-  token_flags: number;
-  mechanisms: Mechanism[];
-  objects: InventoryObject[];
-}
+// The inventory's shapes are the PKCS#11 objects core/objects.ts builds; the wire carries them as is.
+export type Mechanism = P11Mechanism;
+export type Attribute = P11Attribute;
+export type InventoryObject = P11Object;
+export type Slot = P11Slot;
 export interface InventoryReply { generation: bigint; slots: Slot[] }
 export interface SignRequest {
   key_handle: Buffer;

@@ -94,6 +94,9 @@ try {
     console.log(`${r.key.padEnd(9)} ${r.mech.padEnd(20)} ${r.path.padEnd(36)} ${fmt(r.p50_us, 8)} ${fmt(r.p90_us, 8)} ${fmt(r.p99_us, 8)} ${fmt(r.overhead, 13)}`);
   }
   console.log(`\ndaemon RSS: ${rssBefore} kB before, ${rssAfter} kB after ${rows.filter((r) => r.path.startsWith('signbridge')).length * COUNT * 1.1} signatures`);
+  // P processes × T threads at once against the same daemon (bench/concurrent.mjs)
+  const { concurrentRows, printConcurrentTable } = await import('./concurrent.mjs');
+  printConcurrentTable(await concurrentRows({ module: modulePath(), socket, daemonPid: daemon.pid }), 'RSA-3072 and P-256, every mechanism');
 } finally {
   p11kit?.kill('SIGTERM');
   await daemon.stop();

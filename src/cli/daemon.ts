@@ -25,7 +25,7 @@ environment, which wins over the file):
   --log-level <lvl>           fatal, error, warn, info (default), debug, trace, silent
   --sync-threshold-us <n>     keys signing faster than this (µs, moving average) sign on the event
                               loop; slower ones on the thread pool (default 1000)
-  --max-async-sessions <n>    token sessions for thread-pool signatures (default 4)
+  --max-async-sessions <n>    token sessions for thread-pool signatures (default: min(4, cores))
 
 Who may sign, and the audit trail (README "Security model", "Audit log"):
   Only processes of the daemon's own uid may connect (SO_PEERCRED); others are refused and logged.

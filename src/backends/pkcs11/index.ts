@@ -9,6 +9,7 @@
 // first signature (unknown cost), it signs asynchronously on the libuv pool with a session of its
 // own from a bounded pool, so concurrent async signs never share a session.
 import { createHash, createPublicKey } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import * as graphene from 'graphene-pk11';
 import type { Logger } from 'pino';
 import pkcs11js from 'pkcs11js';
@@ -39,21 +40,32 @@ export interface Pkcs11BackendOptions {
   /** The user PIN (see pin.ts for where it comes from). Never logged. */
   pin: string;
   logger?: Logger | undefined;
-  /** Keys whose EWMA sign time is below this sign synchronously on the event loop (default 1000 µs). */
+  /** Keys that sign faster than this sign synchronously on the event loop (default 1000 µs). */
   syncThresholdUs?: number | undefined;
-  /** At most this many sessions for asynchronous signs (default 4: the libuv pool has 4 threads). */
+  /**
+   * At most this many sessions for asynchronous signs (default min(4, cores): the libuv pool has 4
+   * threads, and more CPU-bound signatures than cores would preempt the event loop itself).
+   */
   maxAsyncSessions?: number | undefined;
 }
 
-const EWMA_ALPHA = 0.2;
+/** How many recent event-loop sign times decide whether a key stays there (their median). */
+const SYNC_SAMPLES = 5;
 const CKF_SERIAL_SESSION = 4;
 
 interface KeyState {
   obj: Buffer;
   /** Exact signature length, so C_Sign never needs a length query. */
   sigLen: number;
-  /** EWMA of the sign time in µs; undefined until the first signature. */
-  ewmaUs: number | undefined;
+  /**
+   * Where the key signs. It starts on the thread pool (its cost is unknown); an asynchronous sign
+   * that completes under the threshold moves it to the event loop, and it goes back only when the
+   * median of its last SYNC_SAMPLES event-loop signs is over the threshold — one sign that was slow
+   * because the loop was preempted (slow signatures busy on every core) does not move it.
+   */
+  onLoop: boolean;
+  /** Recent event-loop sign times, µs. */
+  syncUs: number[];
   /** Primitives this key may use on this token. */
   primitives: Set<number>;
 }
@@ -171,7 +183,7 @@ export class Pkcs11Backend implements Backend {
   constructor(private readonly opts: Pkcs11BackendOptions) {
     this.log = opts.logger;
     this.threshold = opts.syncThresholdUs ?? 1000;
-    this.maxAsync = Math.max(1, opts.maxAsyncSessions ?? 4);
+    this.maxAsync = Math.max(1, opts.maxAsyncSessions ?? Math.min(4, availableParallelism()));
   }
 
   async start(): Promise<void> {
@@ -355,7 +367,8 @@ export class Pkcs11Backend implements Backend {
     this.state.set(k, {
       obj,
       sigLen: type === 'rsa' ? fieldBytes : type === 'ec' ? 2 * fieldBytes : 64,
-      ewmaUs: undefined,
+      onLoop: false,
+      syncUs: [],
       primitives: new Set(mechanisms.map((m) => primitiveOf(m)!)),
     });
     return k;
@@ -457,7 +470,7 @@ export class Pkcs11Backend implements Backend {
       throw sbError('SIGNBRIDGE_ERR_KEY_NOT_FOUND', { handle: req.key.handle.toString('hex') });
     }
     const mech = this.mechanism(req, st);
-    if (st.ewmaUs !== undefined && st.ewmaUs < this.threshold) {
+    if (st.onLoop) {
       this.counters.sync++;
       return this.signSync(req, st, mech);
     }
@@ -469,8 +482,20 @@ export class Pkcs11Backend implements Backend {
     return p;
   }
 
-  private record(st: KeyState, us: number): void {
-    st.ewmaUs = st.ewmaUs === undefined ? us : st.ewmaUs + EWMA_ALPHA * (us - st.ewmaUs);
+  private recordSync(st: KeyState, us: number): void {
+    st.syncUs.push(us);
+    if (st.syncUs.length > SYNC_SAMPLES) st.syncUs.shift();
+    if (st.syncUs.length < SYNC_SAMPLES) return;
+    const median = [...st.syncUs].sort((a, b) => a - b)[SYNC_SAMPLES >> 1]!;
+    if (median >= this.threshold) {
+      st.onLoop = false;
+      st.syncUs = [];
+    }
+  }
+
+  private recordAsync(st: KeyState, us: number): void {
+    // includes waiting for a pool thread: a fast key measured under load simply stays here longer
+    if (us < this.threshold) st.onLoop = true;
   }
 
   private signSync(req: SignRequest, st: KeyState, mech: P.Mechanism): Buffer {
@@ -480,7 +505,7 @@ export class Pkcs11Backend implements Backend {
     try {
       lib.C_SignInit(s, mech, st.obj);
       const sig = lib.C_Sign(s, req.data, Buffer.allocUnsafe(st.sigLen));
-      this.record(st, Number(process.hrtime.bigint() - t0) / 1000);
+      this.recordSync(st, Number(process.hrtime.bigint() - t0) / 1000);
       return sig;
     } catch (e) {
       // An operation may be left active (e.g. after CKR_BUFFER_TOO_SMALL): start from a clean session.
@@ -552,7 +577,7 @@ export class Pkcs11Backend implements Backend {
           return;
         }
         this.release(s, true);
-        this.record(st, Number(process.hrtime.bigint() - t0) / 1000);
+        this.recordAsync(st, Number(process.hrtime.bigint() - t0) / 1000);
         resolve(sig);
       });
     });

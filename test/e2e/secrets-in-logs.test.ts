@@ -26,6 +26,7 @@ import { CKU_USER, encodeRequest, MAGIC } from '../../src/ipc/protocol.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { signbridgeModule } from '../helpers/module.js';
 import { testToken } from '../helpers/token.js';
+import { registerTestSecrets } from '../helpers/secrets.js';
 
 const work = mkdtempSync(join(tmpdir(), 'sb-secrets-'));
 /** name → value; names (never values) are what a failure prints */
@@ -151,6 +152,8 @@ beforeAll(async () => {
   secrets.set('wrong token PIN', WRONG_TOKEN_PIN);
   secrets.set('wrong STM API key', WRONG_API_KEY);
   secrets.set('wrong PKCS#12 password', WRONG_P12_PASSWORD);
+  // and for the run-wide scan at the end of the run (test/setup/global-setup.ts)
+  registerTestSecrets(Object.fromEntries(secrets));
   emu = await startTestEmulator();
   secrets.set('STM API key', emu.env.SM_API_KEY!);
   secrets.set('PKCS#12 password', emu.env.SM_CLIENT_CERT_PASSWORD!);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../../src/emulator/index.js';
+import { registerEmulatorSecrets } from './secrets.js';
 
 export const API = '/signingmanager/api/v1';
 
@@ -41,6 +42,7 @@ export function emulatorAgents(env: Record<string, string>): { mtls: Agent; anon
 export async function startTestEmulator(opts: Partial<EmulatorOptions> = {}): Promise<TestEmulator> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'sb-emu-'));
   const emu = await startEmulator({ ...opts, stateDir });
+  registerEmulatorSecrets(emu.env); // the run-wide log scan looks for them (test/helpers/secrets.ts)
   const agents = emulatorAgents(emu.env);
   return {
     ...emu,

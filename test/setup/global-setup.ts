@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { aptLine, missingFor } from '../../src/demo/requirements.js';
 import { createToken } from '../../src/softhsm/token-setup.js';
+import { readFileSync } from 'node:fs';
+import { registeredSecrets, registerTestSecrets, scanLogs } from '../helpers/secrets.js';
 import type { TestToken } from '../helpers/token.js';
 
 declare module 'vitest' {
@@ -28,6 +30,9 @@ const g = globalThis as typeof globalThis & { [SHARED]?: Shared };
 export default async function setup(project: TestProject): Promise<() => void> {
   let shared = g[SHARED];
   if (!shared) {
+    // one directory for the whole run: every daemon copies its log here (testLogDir()), tests
+    // register the secrets they make, and the teardown below greps the lot
+    process.env.SIGNBRIDGE_TEST_LOG_DIR ??= mkdtempSync(join(tmpdir(), 'signbridge-test-logs-'));
     const details = createRunToken();
     // created after the first: SoftHSMv2 keygen is CPU-bound and the machine has two cores
     shared = { details, matrix: details.then((d) => createMatrixToken(d.stateDir)), owners: 0 };
@@ -45,6 +50,15 @@ export default async function setup(project: TestProject): Promise<() => void> {
     // the last project to finish removes the token
     if (--shared.owners > 0) return;
     delete g[SHARED];
+    // After every test of the run: no secret in any log any daemon wrote (the issue's "a test greps
+    // every log line the suite produced"). A throw here fails the run.
+    const logDir = process.env.SIGNBRIDGE_TEST_LOG_DIR!;
+    const secrets = registeredSecrets(logDir);
+    for (const t of [details, matrix]) secrets.set(`token PIN of ${t.tokenLabel}`, readFileSync(t.pinFile, 'utf8').trim());
+    const { files, hits } = scanLogs(logDir, secrets);
+    console.log(`[secrets] run-wide scan: ${secrets.size} secrets × 3 forms over ${files} daemon logs: ${hits.length} hits`);
+    if (hits.length > 0) throw new Error(`secrets found in daemon logs (the values are not shown):\n${hits.join('\n')}`);
+    if (!process.env.SIGNBRIDGE_KEEP_TEST_STATE) rmSync(logDir, { recursive: true, force: true });
     if (!process.env.SIGNBRIDGE_KEEP_TEST_STATE) rmSync(details.stateDir, { recursive: true, force: true });
   };
 }

@@ -2,13 +2,18 @@
 // reply leaves the daemon — so a signature a tool holds is always on disk, even if the daemon is
 // SIGKILLed right after.
 //
-// Group commit: lines arriving while a write is in flight (or in the same tick) are written
-// together by the next one, so N concurrent signatures cost one synchronous write, not N. All
-// file I/O is async (libuv thread pool); the event loop never waits on the disk.
+// Where the file's O_DSYNC write is cheap (tmpfs: a few µs, e.g. the default place beside the
+// socket in $XDG_RUNTIME_DIR), a line is written synchronously on the event loop: a thread-pool
+// round trip per signature would cost more than the whole signing overhead budget
+// (shared/PERFORMANCE.md). Where it is slow (a real disk), lines go through the thread pool with
+// group commit: lines arriving while a write is in flight (or in the same tick) are written
+// together by the next one, so N concurrent signatures cost one synchronous write, not N, and the
+// event loop never waits on the disk. The choice follows measured write times, like the pkcs11
+// backend's choice of where to sign.
 // Rotation by size: before a batch would push the file past maxBytes, audit.log → audit.log.1 →
 // … → audit.log.<keep> (the oldest is dropped), and a fresh audit.log is started.
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,6 +23,12 @@ import type { SignAuditEvent } from '../ipc/server.js';
 
 export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_AUDIT_KEEP = 5;
+
+/** A synchronous write slower than this (median of the last few) moves the log to the thread pool. */
+const DEFAULT_SYNC_WRITE_MAX_US = 100;
+const SYNC_SAMPLES = 5;
+/** While on the thread pool, one line in this many is written synchronously to measure again. */
+const PROBE_EVERY = 1000;
 
 // O_DSYNC: write() returns once the data (and the size that finds it) is on disk — the same
 // guarantee as write + fdatasync, in one thread-pool round trip instead of two.
@@ -29,6 +40,8 @@ export interface AuditOptions {
   maxBytes?: number;
   /** rotated files kept besides the current one: file.1 … file.<keep> (default 5) */
   keep?: number;
+  /** a synchronous write slower than this moves lines to the thread pool (default 100 µs; 0: always the pool) */
+  syncWriteMaxUs?: number;
   logger?: Logger;
 }
 
@@ -48,6 +61,12 @@ export class AuditLog {
   /** batches written (each one O_DSYNC write), for the bench/tests */
   batches = 0;
   lines = 0;
+  /** lines written synchronously on the event loop */
+  syncLines = 0;
+  /** write synchronously (cheap file system) or through the thread pool (see the top) */
+  private syncWrites: boolean;
+  private syncUs: number[] = [];
+  private sinceProbe = 0;
 
   private constructor(
     readonly file: string,
@@ -56,7 +75,10 @@ export class AuditLog {
     private readonly maxBytes: number,
     private readonly keep: number,
     private readonly logger: Logger | undefined,
-  ) {}
+    private readonly syncWriteMaxUs: number,
+  ) {
+    this.syncWrites = syncWriteMaxUs > 0;
+  }
 
   /** The open file descriptor (tests read its flags from /proc/self/fdinfo). */
   get fd(): number {
@@ -73,21 +95,61 @@ export class AuditLog {
       const st = await fh.stat();
       if (!st.isFile()) throw new Error('it is not a regular file');
       await syncDir(dirname(opts.file)); // the new file's name survives a crash too
-      return new AuditLog(opts.file, fh, st.size, maxBytes, keep, opts.logger);
+      return new AuditLog(opts.file, fh, st.size, maxBytes, keep, opts.logger, opts.syncWriteMaxUs ?? DEFAULT_SYNC_WRITE_MAX_US);
     } catch (e) {
       await fh.close();
       throw e;
     }
   }
 
-  /** Append one record; resolves once it is on disk (an O_DSYNC write has returned). */
-  append(record: object): Promise<void> {
+  /**
+   * Append one record. Returns nothing when the line is already on disk (a synchronous O_DSYNC
+   * write returned; throws if it failed), or a promise that resolves once it is.
+   */
+  append(record: object): void | Promise<void> {
     if (this.closed) return Promise.reject(new Error(`the audit log ${this.file} is closed`));
     const line = JSON.stringify(record) + '\n';
+    if (this.canWriteNow(line.length)) return this.writeNow(line);
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ line, resolve, reject });
       this.schedule();
     });
+  }
+
+  /** Nothing queued or in flight (order is kept), no rotation due, and the file is cheap to sync. */
+  private canWriteNow(len: number): boolean {
+    if (this.flushing || this.scheduled || this.pending.length > 0 || this.torn) return false;
+    if (this.size > 0 && this.size + len > this.maxBytes) return false; // rotation is asynchronous
+    if (this.syncWrites) return true;
+    if (this.syncWriteMaxUs <= 0 || ++this.sinceProbe < PROBE_EVERY) return false;
+    this.sinceProbe = 0;
+    return true;
+  }
+
+  private writeNow(line: string): void {
+    const data = Buffer.from(line, 'utf8');
+    const t0 = process.hrtime.bigint();
+    let off = 0;
+    try {
+      while (off < data.length) off += writeSync(this.fh.fd, data, off, data.length - off);
+    } catch (e) {
+      if (off > 0) this.torn = true;
+      this.logger?.error({ file: this.file, err: (e as Error).message }, 'cannot write the audit log: signatures are refused until it can be written');
+      throw e;
+    }
+    this.size += data.length;
+    this.batches++;
+    this.lines++;
+    this.syncLines++;
+    this.syncUs.push(Number(process.hrtime.bigint() - t0) / 1000);
+    if (this.syncUs.length > SYNC_SAMPLES) this.syncUs.shift();
+    const median = [...this.syncUs].sort((a, b) => a - b)[this.syncUs.length >> 1]!;
+    const wasSync = this.syncWrites;
+    // one write 10× over the limit is enough evidence (a disk sync); otherwise the median decides
+    const max = this.syncWriteMaxUs;
+    this.syncWrites = this.syncUs.at(-1)! < 10 * max && (this.syncUs.length < SYNC_SAMPLES || median < max);
+    if (!this.syncWrites) this.syncUs = [];
+    if (wasSync !== this.syncWrites) this.logger?.debug({ file: this.file, sync: this.syncWrites }, 'audit log write mode');
   }
 
   private schedule(): void {

@@ -57,7 +57,8 @@ export interface SignAuditEvent {
 
 /** Resolves once the event is durably recorded; a rejection withholds the signature. */
 export interface AuditSink {
-  sign(e: SignAuditEvent): Promise<void>;
+  /** Nothing when the line is already on disk (throws if it could not be written), else a promise. */
+  sign(e: SignAuditEvent): void | Promise<void>;
 }
 
 export interface Handler {
@@ -344,13 +345,22 @@ export class DaemonServer {
       }
       // README "Audit log": the line is on disk before the signature leaves the daemon.
       const auditMessage = rv === 0 ? '' : e instanceof Error ? e.message : String(e);
-      return c.audit.sign({ time, conn: c.n, peer: c.peer, req, rv, message: auditMessage, backendUs }).then(
-        () => reply(frame),
-        (ae: unknown) => {
-          log.error({ err: (ae as Error).message }, 'audit log write failed: the signature is withheld');
-          reply(encodeErrorReply('SIGN', id, CKR_FUNCTION_FAILED, 'the signbridge daemon could not write its audit log, so the signature was withheld: check the disk and the daemon\'s log'));
-        },
-      );
+      const withhold = (ae: unknown): void => {
+        log.error({ err: (ae as Error).message }, 'audit log write failed: the signature is withheld');
+        reply(encodeErrorReply('SIGN', id, CKR_FUNCTION_FAILED, 'the signbridge daemon could not write its audit log, so the signature was withheld: check the disk and the daemon\'s log'));
+      };
+      let written: void | Promise<void>;
+      try {
+        written = c.audit.sign({ time, conn: c.n, peer: c.peer, req, rv, message: auditMessage, backendUs });
+      } catch (ae) {
+        withhold(ae);
+        return;
+      }
+      if (!written) {
+        reply(frame);
+        return;
+      }
+      return written.then(() => reply(frame), withhold);
     };
     if (c.needLogin) {
       // protocol.md "LOGIN": a daemon with a client secret signs only for a logged-in connection.

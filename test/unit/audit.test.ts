@@ -46,9 +46,9 @@ describe('AuditLog', () => {
 
   it('group commit: 200 lines appended at once take a handful of write+fdatasync batches, in order', async () => {
     const file = fresh();
-    const a = await AuditLog.open({ file });
+    const a = await AuditLog.open({ file, syncWriteMaxUs: 0 }); // the thread-pool path, as on a slow disk
     const seen: number[] = [];
-    await Promise.all(Array.from({ length: 200 }, (_, i) => a.append({ i }).then(() => seen.push(i))));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => Promise.resolve(a.append({ i })).then(() => seen.push(i))));
     expect(a.lines).toBe(200);
     expect(a.batches).toBeLessThanOrEqual(3);
     expect(linesOf(file).map((l) => l.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
@@ -60,6 +60,30 @@ describe('AuditLog', () => {
     expect(linesOf(file)).toHaveLength(251);
     await a.close();
     console.log(`[audit] group commit: ${a.lines} lines in ${a.batches} batches`);
+  });
+
+  it('where the O_DSYNC write is cheap (tmpfs) lines are written on the event loop: append() returns with the line on disk', async () => {
+    const dir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/sb-audit-') : mkdtempSync(join(tmpdir(), 'sb-audit-'));
+    try {
+      const file = join(dir, 'audit.log');
+      const a = await AuditLog.open({ file });
+      const results = Array.from({ length: 50 }, (_, i) => a.append({ i }));
+      // no promise: each line was written (O_DSYNC) before append() returned
+      expect(results.filter((r) => r !== undefined)).toHaveLength(0);
+      expect(linesOf(file).map((l) => l.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+      expect(a.syncLines).toBe(50);
+      await a.close();
+      // a file whose writes measure slower than the limit moves to the thread pool (group commit)
+      const slow = await AuditLog.open({ file: join(dir, 'slow.log'), syncWriteMaxUs: 0.001 });
+      expect(slow.append({ first: true })).toBeUndefined(); // measured: far over the limit
+      const next = slow.append({ second: true });
+      expect(next).toBeInstanceOf(Promise);
+      await next;
+      expect(linesOf(join(dir, 'slow.log'))).toHaveLength(2);
+      await slow.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rotates by size: file, file.1 … file.<keep>, never more; each line parses; newest lines in the current file', async () => {

@@ -5,10 +5,13 @@ import {
   CKR_DATA_LEN_RANGE,
   CKR_DEVICE_ERROR,
   CKR_FUNCTION_FAILED,
+  CKR_FUNCTION_REJECTED,
+  CKR_KEY_FUNCTION_NOT_PERMITTED,
   CKR_KEY_HANDLE_INVALID,
   CKR_MECHANISM_INVALID,
   CKR_MECHANISM_PARAM_INVALID,
   CKR_PIN_INCORRECT,
+  CKR_USER_NOT_LOGGED_IN,
   ckrName,
 } from './pkcs11.js';
 
@@ -20,6 +23,9 @@ interface Entry<P> {
 function entry<P = Record<string, never>>(ckr: number, message: (p: P) => string): Entry<P> {
   return { ckr, message };
 }
+
+/** An STM refusal about one keypair. */
+type Refusal = { keypair: string; detail: string };
 
 export const ERRORS = {
   // --- connection / protocol ---
@@ -127,10 +133,66 @@ export const ERRORS = {
     CKR_FUNCTION_FAILED,
     (p) => `\`signbridge ${p.command}\` is not available yet in this version: see \`signbridge --help\` for the commands there are`,
   ),
+
+  // --- STM backend (docs/stm-backend.md "Errors"): the message is the daemon's one log line and
+  // what the module prints under SIGNBRIDGE_DEBUG, so it never holds a secret ---
+  SIGNBRIDGE_ERR_STM_CONFIG: entry<{ detail: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `invalid STM configuration: ${p.detail} (see docs/stm-backend.md and \`signbridge daemon --help\`)`,
+  ),
+  SIGNBRIDGE_ERR_STM_AUTH: entry<{ host: string; status: string; detail: string }>(
+    CKR_USER_NOT_LOGGED_IN,
+    (p) => `STM at ${p.host} refused the credentials (${p.status}${p.detail ? `: ${p.detail}` : ''}): check SM_API_KEY and the client certificate (SM_CLIENT_CERT_FILE, SM_CLIENT_CERT_PASSWORD); the STM user needs the SSM_SIGNER or SSM_BUILD_ENGINEER role`,
+  ),
+  SIGNBRIDGE_ERR_STM_TLS: entry<{ host: string; detail: string; fix: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `TLS connection to STM at ${p.host} failed (${p.detail}): ${p.fix}`,
+  ),
+  SIGNBRIDGE_ERR_STM_KEYPAIR_NOT_FOUND: entry<Refusal>(
+    CKR_KEY_HANDLE_INVALID,
+    (p) => `STM refused: keypair ${p.keypair} was not found or is not accessible (${p.detail}); the daemon refreshes its key list, check \`signbridge keys\` and the user's access to the keypair`,
+  ),
+  SIGNBRIDGE_ERR_STM_SIG_ALG: entry<Refusal & { sigAlg: string }>(
+    CKR_MECHANISM_INVALID,
+    (p) => `STM refused signature algorithm ${p.sigAlg} for keypair ${p.keypair} (${p.detail}): pick another mechanism \`signbridge keys\` lists for the key`,
+  ),
+  SIGNBRIDGE_ERR_STM_SUSPENDED: entry<Refusal>(
+    CKR_KEY_FUNCTION_NOT_PERMITTED,
+    (p) => `STM refused: the keypair ${p.keypair} is suspended (${p.detail}); ask an STM admin to resume it`,
+  ),
+  SIGNBRIDGE_ERR_STM_RELEASE_WINDOW: entry<Refusal>(
+    CKR_FUNCTION_REJECTED,
+    (p) => `STM refused: the release window of keypair ${p.keypair} is closed (${p.detail}); ask an STM admin to open a release window (or approve the request), then sign again`,
+  ),
+  SIGNBRIDGE_ERR_STM_SIGNATURE_LIMIT: entry<Refusal>(
+    CKR_FUNCTION_REJECTED,
+    (p) => `STM refused: keypair ${p.keypair} has used up its signature limit (${p.detail}); ask an STM admin to raise the limit or open a new release window`,
+  ),
+  SIGNBRIDGE_ERR_STM_REFUSED: entry<{ host: string; what: string; status: string; detail: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `STM at ${p.host} refused ${p.what} (${p.status}${p.detail ? `: ${p.detail}` : ''}): check the request against the STM audit log; signbridge does not retry this`,
+  ),
+  SIGNBRIDGE_ERR_STM_UNAVAILABLE: entry<{ host: string; what: string; attempts: number; last: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `STM at ${p.host} did not complete ${p.what} after ${p.attempts} attempt(s) (last: ${p.last}): check the network and the service status, then sign again`,
+  ),
+  SIGNBRIDGE_ERR_STM_DEADLINE: entry<{ host: string; what: string; ms: number; last: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `STM at ${p.host} did not complete ${p.what} within ${p.ms} ms (${p.last}): check the network and the service status, or raise --sign-timeout-ms`,
+  ),
+  SIGNBRIDGE_ERR_STM_RESPONSE: entry<{ host: string; what: string; detail: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `STM at ${p.host} answered ${p.what} with something signbridge cannot use (${p.detail}): check that SM_HOST points at the DigiCert ONE clientauth host`,
+  ),
+  SIGNBRIDGE_ERR_STM_BAD_SIGNATURE: entry<{ keypair: string; sigAlg: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the signature STM returned for keypair ${p.keypair} (${p.sigAlg}) does not verify against its certificate's public key; not handed to the tool. Check that the keypair's certificate in STM belongs to the key, and report it to the STM admin`,
+  ),
+  SIGNBRIDGE_ERR_STM_REQUEST: entry<{ detail: string }>(CKR_FUNCTION_FAILED, (p) => `cannot sign through STM: ${p.detail}`),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
-type ParamsOf<C extends ErrorCode> = (typeof ERRORS)[C] extends Entry<infer P> ? P : never;
+export type ParamsOf<C extends ErrorCode> = (typeof ERRORS)[C] extends Entry<infer P> ? P : never;
 
 export class SignbridgeError extends Error {
   override name = 'SignbridgeError';

@@ -1,82 +1,11 @@
 // STM failures: the shapes error bodies arrive in (STM-API.md "Errors — accept every shape"), and
 // how each failure becomes a CK_RV plus ONE sentence saying what to do (docs/stm-backend.md
-// "Errors"). The sentence is the error's message: the daemon's "sign failed" log line carries it,
-// and so does the reply the module prints under SIGNBRIDGE_DEBUG — so it never holds a secret.
-//
-// These codes live here rather than in core/errors.ts (owned elsewhere for now); StmError is a
-// SignbridgeError, so the IPC server turns `.ckr` into the reply's rv like any other.
-import { SignbridgeError, type ErrorCode } from '../../core/errors.js';
-import {
-  CKR_DEVICE_ERROR, CKR_FUNCTION_FAILED, CKR_FUNCTION_REJECTED, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
-  CKR_MECHANISM_INVALID, CKR_USER_NOT_LOGGED_IN,
-} from '../../core/pkcs11.js';
+// "Errors"). The codes and sentences are in the one catalogue, core/errors.ts
+// (SIGNBRIDGE_ERR_STM_*); StmError is a SignbridgeError that also keeps the HTTP status.
+import { ERRORS, SignbridgeError, type ErrorCode, type ParamsOf } from '../../core/errors.js';
+import { CKR_USER_NOT_LOGGED_IN } from '../../core/pkcs11.js';
 
-interface Entry<P> {
-  ckr: number;
-  message: (p: P) => string;
-}
-const entry = <P>(ckr: number, message: (p: P) => string): Entry<P> => ({ ckr, message });
-
-type Refusal = { keypair: string; detail: string };
-
-export const STM_ERRORS = {
-  SIGNBRIDGE_ERR_STM_CONFIG: entry<{ detail: string }>(
-    CKR_FUNCTION_FAILED,
-    (p) => `invalid STM configuration: ${p.detail} (see docs/stm-backend.md and \`signbridge daemon --help\`)`,
-  ),
-  SIGNBRIDGE_ERR_STM_AUTH: entry<{ host: string; status: string; detail: string }>(
-    CKR_USER_NOT_LOGGED_IN,
-    (p) => `STM at ${p.host} refused the credentials (${p.status}${p.detail ? `: ${p.detail}` : ''}): check SM_API_KEY and the client certificate (SM_CLIENT_CERT_FILE, SM_CLIENT_CERT_PASSWORD); the STM user needs the SSM_SIGNER or SSM_BUILD_ENGINEER role`,
-  ),
-  SIGNBRIDGE_ERR_STM_TLS: entry<{ host: string; detail: string; fix: string }>(
-    CKR_DEVICE_ERROR,
-    (p) => `TLS connection to STM at ${p.host} failed (${p.detail}): ${p.fix}`,
-  ),
-  SIGNBRIDGE_ERR_STM_KEYPAIR_NOT_FOUND: entry<Refusal>(
-    CKR_KEY_HANDLE_INVALID,
-    (p) => `STM refused: keypair ${p.keypair} was not found or is not accessible (${p.detail}); the daemon refreshes its key list, check \`signbridge keys\` and the user's access to the keypair`,
-  ),
-  SIGNBRIDGE_ERR_STM_SIG_ALG: entry<Refusal & { sigAlg: string }>(
-    CKR_MECHANISM_INVALID,
-    (p) => `STM refused signature algorithm ${p.sigAlg} for keypair ${p.keypair} (${p.detail}): pick another mechanism \`signbridge keys\` lists for the key`,
-  ),
-  SIGNBRIDGE_ERR_STM_SUSPENDED: entry<Refusal>(
-    CKR_KEY_FUNCTION_NOT_PERMITTED,
-    (p) => `STM refused: the keypair ${p.keypair} is suspended (${p.detail}); ask an STM admin to resume it`,
-  ),
-  SIGNBRIDGE_ERR_STM_RELEASE_WINDOW: entry<Refusal>(
-    CKR_FUNCTION_REJECTED,
-    (p) => `STM refused: the release window of keypair ${p.keypair} is closed (${p.detail}); ask an STM admin to open a release window (or approve the request), then sign again`,
-  ),
-  SIGNBRIDGE_ERR_STM_SIGNATURE_LIMIT: entry<Refusal>(
-    CKR_FUNCTION_REJECTED,
-    (p) => `STM refused: keypair ${p.keypair} has used up its signature limit (${p.detail}); ask an STM admin to raise the limit or open a new release window`,
-  ),
-  SIGNBRIDGE_ERR_STM_REFUSED: entry<{ host: string; what: string; status: string; detail: string }>(
-    CKR_FUNCTION_FAILED,
-    (p) => `STM at ${p.host} refused ${p.what} (${p.status}${p.detail ? `: ${p.detail}` : ''}): check the request against the STM audit log; signbridge does not retry this`,
-  ),
-  SIGNBRIDGE_ERR_STM_UNAVAILABLE: entry<{ host: string; what: string; attempts: number; last: string }>(
-    CKR_DEVICE_ERROR,
-    (p) => `STM at ${p.host} did not complete ${p.what} after ${p.attempts} attempt(s) (last: ${p.last}): check the network and the service status, then sign again`,
-  ),
-  SIGNBRIDGE_ERR_STM_DEADLINE: entry<{ host: string; what: string; ms: number; last: string }>(
-    CKR_DEVICE_ERROR,
-    (p) => `STM at ${p.host} did not complete ${p.what} within ${p.ms} ms (${p.last}): check the network and the service status, or raise --sign-timeout-ms`,
-  ),
-  SIGNBRIDGE_ERR_STM_RESPONSE: entry<{ host: string; what: string; detail: string }>(
-    CKR_DEVICE_ERROR,
-    (p) => `STM at ${p.host} answered ${p.what} with something signbridge cannot use (${p.detail}): check that SM_HOST points at the DigiCert ONE clientauth host`,
-  ),
-  SIGNBRIDGE_ERR_STM_BAD_SIGNATURE: entry<{ keypair: string; sigAlg: string }>(
-    CKR_DEVICE_ERROR,
-    (p) => `the signature STM returned for keypair ${p.keypair} (${p.sigAlg}) does not verify against its certificate's public key; not handed to the tool. Check that the keypair's certificate in STM belongs to the key, and report it to the STM admin`,
-  ),
-  SIGNBRIDGE_ERR_STM_REQUEST: entry<{ detail: string }>(CKR_FUNCTION_FAILED, (p) => `cannot sign through STM: ${p.detail}`),
-} as const;
-
-export type StmErrorCode = keyof typeof STM_ERRORS;
-type ParamsOf<C extends StmErrorCode> = (typeof STM_ERRORS)[C] extends Entry<infer P> ? P : never;
+export type StmErrorCode = Extract<ErrorCode, `SIGNBRIDGE_ERR_STM_${string}`>;
 
 export class StmError extends SignbridgeError {
   override name = 'StmError';
@@ -85,8 +14,7 @@ export class StmError extends SignbridgeError {
   /** HTTP status, when the failure was an HTTP answer. */
   readonly status: number | undefined;
   constructor(code: StmErrorCode, message: string, opts: { ckr?: number; cause?: unknown; status?: number } = {}) {
-    // The base class types `code` as a core catalogue code; ours extends that catalogue.
-    super(code as unknown as ErrorCode, message, { ckr: opts.ckr ?? STM_ERRORS[code].ckr, cause: opts.cause });
+    super(code, message, { ckr: opts.ckr ?? ERRORS[code].ckr, cause: opts.cause });
     this.stmCode = code;
     this.status = opts.status;
   }
@@ -94,8 +22,8 @@ export class StmError extends SignbridgeError {
 
 /** Build an StmError from the catalogue; `ckr` overrides the catalogue's. */
 export function stmError<C extends StmErrorCode>(code: C, params: ParamsOf<C>, opts: { ckr?: number; cause?: unknown; status?: number } = {}): StmError {
-  const e = STM_ERRORS[code] as Entry<ParamsOf<C>>;
-  return new StmError(code, e.message(params), opts);
+  const message = (ERRORS[code].message as (p: ParamsOf<C>) => string)(params);
+  return new StmError(code, message, opts);
 }
 
 /** What an error body said, in whichever shape it came. */

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { SignbridgeError, sbError } from '../core/errors.js';
 import { EXIT, VERSION, exitCodeFor } from '../daemon/index.js';
 import { DAEMON_HELP, runDaemonCommand } from './daemon.js';
+import { DOCTOR_HELP, runDoctor } from './doctor.js';
 import { KEYS_HELP, runKeys } from './keys.js';
 import { MODULE_PATH_HELP, runModulePath } from './module-path.js';
 
@@ -18,12 +19,12 @@ Commands:
   demo          sign a Windows executable end to end: module → daemon (stm) → STM emulator
                 (\`--backend pkcs11\`: the local chain with a throw-away SoftHSMv2 token)
   emulator      a local DigiCert Software Trust Manager emulator (\`signbridge emulator --help\`)
-  doctor        check the installation (not available yet)
+  doctor        check the module, the daemon, its keys and the signing tools; each problem with its fix
 
 Run \`signbridge <command> --help\` for a command's options.
 `;
 
-const HELP: Record<string, string> = { 'module-path': MODULE_PATH_HELP, daemon: DAEMON_HELP, keys: KEYS_HELP };
+const HELP: Record<string, string> = { 'module-path': MODULE_PATH_HELP, daemon: DAEMON_HELP, keys: KEYS_HELP, doctor: DOCTOR_HELP };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -59,8 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       return emu.runEmulatorCli(rest);
     }
     case 'doctor':
-      process.stderr.write(`signbridge: ${sbError('SIGNBRIDGE_ERR_NOT_AVAILABLE', { command: cmd }).message}\n`);
-      return EXIT.CONFIG;
+      return runDoctor(rest);
     default:
       process.stderr.write(`signbridge: unknown command "${cmd}"\n\n${USAGE}`);
       return EXIT.CONFIG;

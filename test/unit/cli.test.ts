@@ -34,9 +34,10 @@ describe('signbridge CLI', () => {
     expect(out).not.toContain('undefined');
   });
 
-  it('doctor is "not available yet" with exit 2; emulator is wired to the emulator CLI', async () => {
-    expect(await main(['doctor'])).toBe(2);
-    expect(err).toMatch(/not available yet/);
+  it('doctor without a daemon fails with the fix; emulator is wired to the emulator CLI', async () => {
+    expect(await main(['doctor', '--socket', '/nonexistent-signbridge-dir/s.sock'])).toBe(1);
+    expect(out).toMatch(/FAIL {2}socket directory: \/nonexistent-signbridge-dir does not exist/);
+    expect(out).toMatch(/fix: start the daemon/);
     out = '';
     expect(await main(['emulator', '--help'])).toBe(0);
     expect(out).toContain('Usage: signbridge emulator');

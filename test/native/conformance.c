@@ -16,28 +16,11 @@
 #include <time.h>
 
 #include "p11.h"
+#include "check.h"
 
 static CK_FUNCTION_LIST_PTR p;
-static int failures;
 
-#define CHECK(name, cond, ...)                                   \
-  do {                                                           \
-    if (cond) {                                                  \
-      printf("ok %s\n", name);                                   \
-    } else {                                                     \
-      failures++;                                                \
-      printf("FAIL %s: ", name);                                 \
-      printf(__VA_ARGS__);                                       \
-      printf("\n");                                              \
-    }                                                            \
-  } while (0)
 
-#define EXPECT_RV(name, call, want)                                                   \
-  do {                                                                                \
-    CK_RV rv_ = (call);                                                               \
-    CHECK(name, rv_ == (CK_RV)(want), "got 0x%lx, want 0x%lx", (unsigned long)rv_,    \
-          (unsigned long)(want));                                                     \
-  } while (0)
 
 static void hex(const unsigned char *b, CK_ULONG n) {
   for (CK_ULONG i = 0; i < n; i++) printf("%02x", b[i]);

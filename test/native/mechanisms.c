@@ -20,24 +20,17 @@
 #include <string.h>
 
 #include "p11.h"
+#include "check.h"
 
 
 static CK_FUNCTION_LIST_PTR p;
-static int failures;
 static char name[256];
 
-#define CHECK(cond, ...)                      \
-  do {                                        \
-    if (cond) {                               \
-      printf("ok %s\n", name);                \
-    } else {                                  \
-      failures++;                             \
-      printf("FAIL %s: ", name);              \
-      printf(__VA_ARGS__);                    \
-      printf("\n");                           \
-    }                                         \
-  } while (0)
 
+/* this harness names a check by its context: CHECK(cond, …) reports under `name` */
+#undef CHECK
+#undef EXPECT_RV
+#define CHECK(cond, ...) report(name, (cond) ? 1 : 0, __VA_ARGS__)
 #define EXPECT_RV(what, call, want)                                                         \
   do {                                                                                      \
     CK_RV rv_ = (call);                                                                     \

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "p11.h"
+#include "check.h"
 
 #ifndef CKM_ECDSA_SHA256
 #define CKM_ECDSA_SHA256 0x1044UL
@@ -41,27 +42,8 @@
 #define HUGE_LEN ((CK_ULONG)0x7fffffffUL)
 
 static CK_FUNCTION_LIST_PTR p;
-static int failures, cases;
 
-#define CHECK(name, cond, ...)            \
-  do {                                    \
-    cases++;                              \
-    if (cond) {                           \
-      printf("ok %s\n", name);            \
-    } else {                              \
-      failures++;                         \
-      printf("FAIL %s: ", name);          \
-      printf(__VA_ARGS__);                \
-      printf("\n");                       \
-    }                                     \
-  } while (0)
 
-#define EXPECT_RV(name, call, want)                                                              \
-  do {                                                                                           \
-    CK_RV rv_ = (call);                                                                          \
-    CHECK(name, rv_ == (CK_RV)(want), "got 0x%lx, want 0x%lx", (unsigned long)rv_,               \
-          (unsigned long)(want));                                                                \
-  } while (0)
 
 static void hex(const unsigned char *b, CK_ULONG n) {
   if (n == 0) printf("-");

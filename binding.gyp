@@ -23,7 +23,9 @@
         "native/pkcs11/sign_ops.cpp",
         "native/pkcs11/sha2.cpp",
         "native/pkcs11/digest_info.cpp",
-        "native/pkcs11/daemon_client.cpp"
+        "native/pkcs11/daemon_client.cpp",
+        "native/pkcs11/peer_trust.cpp",
+        "native/pkcs11/notice.cpp"
       ],
       "include_dirs": ["<(pkcs11_include)"],
       "cflags!": ["-fno-exceptions"],

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "../common/framing.h"
+#include "peer_trust.h"
 
 namespace sb {
 
@@ -83,6 +84,7 @@ ClientConfig config_from_env() {
   ClientConfig c;
   if (const char* s = getenv("SIGNBRIDGE_SOCKET"); s && *s) {
     c.socket_path = s;
+    c.socket_default = false;
   } else if (const char* x = getenv("XDG_RUNTIME_DIR"); x && *x) {
     c.socket_path = std::string(x) + "/signbridge/signbridge.sock";
   } else {
@@ -256,6 +258,14 @@ void DaemonClient::wipe_pin_in_child() {
 Result<std::unique_ptr<Connection>> DaemonClient::connect_greet(bool* absent, int hello_timeout_ms) {
   *absent = false;
   const std::string& path = cfg_.socket_path;
+  if (cfg_.socket_default) {
+    bool missing = false;
+    Status dir_ok = check_socket_dir(path, &missing);
+    if (!dir_ok.ok()) {
+      *absent = missing;
+      return dir_ok;
+    }
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path)
@@ -290,6 +300,8 @@ Result<std::unique_ptr<Connection>> DaemonClient::connect_greet(bool* absent, in
     *absent = e == ENOENT || e == ECONNREFUSED;
     return Status(CKR_DEVICE_ERROR, unreachable(path, strerror(e)));
   }
+  // Who may answer: only our uid or root, checked before a byte is sent (peer_trust.h).
+  if (Status peer_ok = check_peer(fd, path); !peer_ok.ok()) return peer_ok;
 
   // HELLO once per connection (protocol.md "Connection life" 2).
   proto::HelloRequest hello;
@@ -504,6 +516,9 @@ Status DaemonClient::start_daemon() {
   // The daemon wants a private directory (0700, ours); create it the same way if missing.
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return Status(CKR_DEVICE_ERROR, "autostart: cannot create " + dir + ": " + strerror(errno));
+  // Never start or wait for a daemon in a directory someone else controls (peer_trust.h).
+  bool missing = false;
+  if (Status dir_ok = check_socket_dir(sock, &missing); !dir_ok.ok()) return dir_ok;
   std::string lock_path = sock + ".lock";
   std::string log_path = sock + ".log";
   Fd lock;

@@ -21,6 +21,9 @@ constexpr size_t MAX_PIN = 255;
 
 struct ClientConfig {
   std::string socket_path;
+  // true when socket_path is a default (not SIGNBRIDGE_SOCKET): its directory is checked before
+  // connecting (peer_trust.h), since /tmp/signbridge-<uid>/ may have been made by someone else.
+  bool socket_default = true;
   int sign_timeout_ms = 60000;  // SIGNBRIDGE_TIMEOUT_MS
   int meta_timeout_ms = 10000;  // HELLO, GET_INVENTORY, LOGIN: min(SIGNBRIDGE_TIMEOUT_MS, 10000)
   // SIGNBRIDGE_AUTOSTART split into words (no shell); empty: autostart is off (the default).

@@ -1,6 +1,6 @@
 /*
  * Times C_SignInit + C_Sign through any PKCS#11 module, sequentially, like the measurements in
- * shared/PERFORMANCE.md, so the direct token and signbridge are measured by the same code.
+ * docs/performance.md, so the direct token and signbridge are measured by the same code.
  *
  *   sign-loop <module.so> <key-id-hex> <mechanism-hex> <count> [pin]
  *

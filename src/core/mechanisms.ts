@@ -1,5 +1,5 @@
 // What each key type can sign with, and the CK_MECHANISM_INFO the module reports for it.
-// Sizes are in bits for RSA and EC (SunPKCS11 checks keys against them, shared CONSUMERS.md).
+// Sizes are in bits for RSA and EC (SunPKCS11 checks keys against them, docs/consumers.md "SunPKCS11").
 // The module hashes for the CKM_SHAxxx_* variants and sends one of the four signing primitives
 // (protocol.md "SIGN"), so every mechanism here is backed by RSA_PKCS, RSA_PKCS_PSS, ECDSA or EDDSA.
 import type { KeyRecord, KeyType } from './keys.js';

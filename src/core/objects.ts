@@ -1,7 +1,7 @@
 // The PKCS#11 objects the module serves, built from the backend's TokenRecords (protocol.md
 // "GET_INVENTORY"). Attribute values are exactly what C_GetAttributeValue returns, except that
 // CK_ULONG values travel as 8-byte little-endian u64 and CKA_ALLOWED_MECHANISMS as a u64 array.
-// Which attributes are needed: shared CONSUMERS.md and traces/keytool.txt, jarsigner.txt
+// Which attributes are needed: docs/consumers.md "SunPKCS11" (from keytool and jarsigner traces)
 // (SunPKCS11 reads CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_MODULUS /
 // CKA_PUBLIC_EXPONENT or CKA_EC_PARAMS on the private key; a missing one fails the listing).
 // This module imports nothing from ipc (design.md: ipc → core), so the slot type is declared here

@@ -1,7 +1,7 @@
 // The emulator's one catalogue of API errors (docs/emulator.md "Errors"; a test checks the doc
 // lists every code). The STM tutorial's documented shape is {"errors":[{code,message}]}; the
 // DigiCert ONE gateway answers credential failures with {"error":{status,message}}
-// (/work/shared/reference/STM-API.md "Errors — accept every shape"), so 401 uses that one.
+// (docs/stm-api.md "Errors"), so 401 uses that one.
 
 export const API_ERRORS = {
   INVALID_REQUEST: 400, // body not JSON, a required field missing or of the wrong type

@@ -23,7 +23,7 @@ export interface Faults {
   fail503Next?: number;
   /** the next N sign calls have their connection dropped */
   dropNext?: number;
-  /** sign answers carry only {id}: the client must fetch GET signatures/{id} (STM-API.md) */
+  /** sign answers carry only {id}: the client must fetch GET signatures/{id} (docs/stm-api.md) */
   signResponseIdOnly?: boolean;
 }
 

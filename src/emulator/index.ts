@@ -1,6 +1,6 @@
 // DigiCert Software Trust Manager emulator: a real HTTPS server (mTLS and/or API key) whose keys
 // live in SoftHSMv2 and whose certificates chain to its own CA. For demos, tests and offline
-// development of the "stm" backend. Behaviour: docs/emulator.md; contract: STM-API.md.
+// development of the "stm" backend. Behaviour: docs/emulator.md; contract: docs/stm-api.md.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';

@@ -131,7 +131,7 @@ export function createEmulatorServer(o: EmulatorServerOptions): EmulatorServer {
     m[k] = (m[k] ?? 0) + 1;
   };
 
-  // --- API routes (STM-API.md) ---
+  // --- API routes (docs/stm-api.md "Calls") ---
   const routes: Array<{ method: string; re: RegExp; route: Route }> = [];
   const add = (method: string, path: string, handler: Route['handler']): void => {
     const re = new RegExp('^' + path.replace(/\{id\}/g, '([^/]+)') + '/?$');
@@ -309,7 +309,7 @@ export function createEmulatorServer(o: EmulatorServerOptions): EmulatorServer {
       case '429':
         return sendGatewayError(res, 429, 'Too many requests: slow down and retry', fault.retryAfterS === null ? {} : { 'retry-after': String(fault.retryAfterS) });
       case '503': {
-        // a load balancer's answer: HTML, not JSON (STM-API.md: "a gateway may answer with HTML")
+        // a load balancer's answer: HTML, not JSON (docs/stm-api.md "Errors": a gateway may answer with HTML)
         const html = '<html><head><title>503 Service Temporarily Unavailable</title></head><body><h1>503 Service Temporarily Unavailable</h1></body></html>\n';
         res.writeHead(503, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(html) });
         res.end(html);

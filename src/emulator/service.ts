@@ -1,6 +1,6 @@
 // The STM model behind the HTTP layer: keypairs (keys in SoftHSMv2), certificates chained to the
 // emulator CA, signing and signature records. Request shapes and error codes follow
-// /work/shared/reference/STM-API.md and the seed tutorial; every choice the seed leaves open is
+// docs/stm-api.md and DigiCert's tutorial (the seed); every choice the seed leaves open is
 // written down in docs/emulator.md.
 
 import { createHash, randomBytes, randomUUID, X509Certificate } from 'node:crypto';

@@ -266,7 +266,7 @@ function tokenSigner(session: graphene.Session, g: Generated): { alg: SignatureA
     };
   }
   if (s.type === 'ec') {
-    // SoftHSMv2 2.6.1 has no CKM_ECDSA_SHA256/384 (CONSUMERS.md): hash here, sign the digest with
+    // SoftHSMv2 2.6.1 has no CKM_ECDSA_SHA256/384 (docs/consumers.md "SoftHSMv2"): hash here, sign the digest with
     // CKM_ECDSA, and turn PKCS#11's raw r‖s into the DER Ecdsa-Sig-Value X.509 needs.
     const hash = s.curve === 'P-256' ? 'sha256' : 'sha384';
     return {

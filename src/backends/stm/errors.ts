@@ -1,4 +1,4 @@
-// STM failures: the shapes error bodies arrive in (STM-API.md "Errors — accept every shape"), and
+// STM failures: the shapes error bodies arrive in (docs/stm-api.md "Errors"), and
 // how each failure becomes a CK_RV plus ONE sentence saying what to do (docs/stm-backend.md
 // "Errors"). The codes and sentences are in the one catalogue, core/errors.ts
 // (SIGNBRIDGE_ERR_STM_*); StmError is a SignbridgeError that also keeps the HTTP status.

@@ -209,7 +209,7 @@ export class StmClient {
     return this.call<KeypairDetails>('GET', `keypairs/${encodeURIComponent(id)}`, undefined, { what: `reading keypair ${id}`, deadline, budgetMs, keypair: id });
   }
 
-  /** POST keypairs/{id}/sign; when the answer carries only an id, GET signatures/{id} (STM-API.md). */
+  /** POST keypairs/{id}/sign; when the answer carries only an id, GET signatures/{id} (docs/stm-api.md). */
   async sign(id: string, body: { hash: string; sig_alg: string; account?: unknown }, ctx: CallContext): Promise<Buffer> {
     const r = await this.call<{ id?: string; signature?: string }>('POST', `keypairs/${encodeURIComponent(id)}/sign`, body, ctx);
     let sig = r.signature;

@@ -1,5 +1,5 @@
 // How a SIGN request (one of the four primitives, protocol.md "SIGN") becomes an STM sign call:
-// the `sig_alg` name and the bytes that go in "hash" (STM-API.md "Calls a PKCS#11 bridge needs").
+// the `sig_alg` name and the bytes that go in "hash" (docs/stm-api.md "POST keypairs/{id}/sign").
 // Pure functions: no I/O, so every mapping decision is unit-tested (test/unit/stm-sigalg.test.ts).
 import type { KeyRecord, KeyType } from '../../core/keys.js';
 import { mechanismsFor, primitiveOf } from '../../core/mechanisms.js';

@@ -4,7 +4,8 @@ export const MODULE_PATH_HELP = `Usage: signbridge module-path
 
 Prints the absolute path of libsignbridge-pkcs11.so, the PKCS#11 module to give signing tools
 (osslsigncode -pkcs11module, SunPKCS11 library=, pkcs11-tool --module).
-Lookup order: $SIGNBRIDGE_MODULE, prebuilds/<platform>-<arch>/, build/Release/.
+Lookup order: $SIGNBRIDGE_MODULE, else beside the addon: build/Release/ (a local build) before
+prebuilds/<platform>-<arch>/ (shipped with the package).
 `;
 
 export function runModulePath(): number {

@@ -27,6 +27,8 @@ export interface StartDaemonOptions {
   extraArgs?: string[];
   /** extra environment for the daemon */
   env?: NodeJS.ProcessEnv;
+  /** the CLI to run (default: this package's lib/cli/index.js); tests start installed package trees */
+  cli?: string;
 }
 
 export interface RunningDaemon {
@@ -78,7 +80,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaemon> {
-  const cli = cliPath();
+  const cli = opts.cli ?? cliPath();
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = createWriteStream(opts.logFile, { flags: 'a', mode: 0o600 });
   const stm = opts.backend === 'stm';

@@ -1,45 +1,67 @@
-// The one place that knows where signbridge's native binaries live (design.md "Native binaries"):
-//   PKCS#11 module: SIGNBRIDGE_MODULE → prebuilds/<platform>-<arch>/ → build/Release/
-//   addon:                              prebuilds/<platform>-<arch>/ → build/Release/
-// (better-sqlite3 / node-gyp-build style). Errors list every path tried and the fix (sharp style).
-import { existsSync, readdirSync } from 'node:fs';
+// The one place that knows where signbridge's native binaries live (design.md "Native binaries").
+//   addon:          node-gyp-build — build/Release/ (a local build wins), build/Debug/, then
+//                   prebuilds/<platform>-<arch>/ matched by its tags (napi, libc, …)
+//   PKCS#11 module: SIGNBRIDGE_MODULE, else beside the addon node-gyp-build picked, so both always
+//                   come from the same build (never a local addon with a stale prebuilt module)
+// Errors list every path tried and the fix (sharp style).
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sbError } from '../core/errors.js';
 
-export const MODULE_FILE = process.platform === 'darwin' ? 'libsignbridge-pkcs11.dylib' : 'libsignbridge-pkcs11.so';
-export const ADDON_FILE = 'signbridge_addon.node';
+export const MODULE_FILE =
+  process.platform === 'win32' ? 'signbridge-pkcs11.dll' : process.platform === 'darwin' ? 'libsignbridge-pkcs11.dylib' : 'libsignbridge-pkcs11.so';
+
+const require = createRequire(import.meta.url);
+// node-gyp-build ships no types; resolve() is its documented lookup without the require().
+const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
 
 /** Package root: this file is src/native/loader.ts (tests) or lib/native/loader.js (installed). */
 export function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-// A local build wins over a shipped prebuild (as in node-gyp-build): after `npm run build` the
-// binaries just built are the ones used, never a stale prebuild.
-function candidateDirs(root: string): string[] {
-  return [join(root, 'build', 'Release'), join(root, 'prebuilds', `${process.platform}-${process.arch}`)];
+/** The directories node-gyp-build searches, in its order (for error messages). */
+export function searchedDirs(root = packageRoot()): string[] {
+  return [join(root, 'build', 'Release'), join(root, 'build', 'Debug'), join(root, 'prebuilds', `${process.platform}-${process.arch}`)];
+}
+
+/** Absolute path of the addon node-gyp-build picks; throws SIGNBRIDGE_ERR_NATIVE_NOT_BUILT listing what was tried. */
+export function addonPath(root = packageRoot()): string {
+  try {
+    return nodeGypBuild.resolve(root);
+  } catch (e) {
+    // its message names the tags it wanted (platform, arch, abi, libc): worth keeping for a prebuild mismatch
+    const wanted = (e as Error).message.split('\n')[0];
+    throw sbError('SIGNBRIDGE_ERR_NATIVE_NOT_BUILT', {
+      what: 'the addon (a .node file)',
+      tried: `${searchedDirs(root).join(', ')} (${wanted})`,
+    }, { cause: e });
+  }
 }
 
 /** Absolute path of libsignbridge-pkcs11.so; throws SIGNBRIDGE_ERR_NATIVE_NOT_BUILT listing what was tried. */
 export function modulePath(env: NodeJS.ProcessEnv = process.env, root = packageRoot()): string {
   const tried: string[] = [];
+  const alternative = "set SIGNBRIDGE_MODULE to the module's path";
   if (env.SIGNBRIDGE_MODULE) {
     const p = resolve(env.SIGNBRIDGE_MODULE);
     if (existsSync(p)) return p;
     tried.push(`${p} (from SIGNBRIDGE_MODULE)`);
   }
-  for (const d of candidateDirs(root)) {
-    const p = join(d, MODULE_FILE);
-    if (existsSync(p)) return p;
-    tried.push(p);
+  let dir: string;
+  try {
+    dir = dirname(addonPath(root));
+  } catch {
+    // no addon anywhere, so no build to take the module from
+    tried.push(...searchedDirs(root).map((d) => join(d, MODULE_FILE)));
+    throw sbError('SIGNBRIDGE_ERR_NATIVE_NOT_BUILT', { what: `the PKCS#11 module ${MODULE_FILE}`, tried: tried.join(', '), alternative });
   }
-  throw sbError('SIGNBRIDGE_ERR_NATIVE_NOT_BUILT', {
-    what: `the PKCS#11 module ${MODULE_FILE}`,
-    tried: tried.join(', '),
-    alternative: "set SIGNBRIDGE_MODULE to the module's path",
-  });
+  const p = join(dir, MODULE_FILE);
+  if (existsSync(p)) return p;
+  tried.push(`${p} (beside the addon)`);
+  throw sbError('SIGNBRIDGE_ERR_NATIVE_NOT_BUILT', { what: `the PKCS#11 module ${MODULE_FILE}`, tried: tried.join(', '), alternative });
 }
 
 export interface PeerCredentials {
@@ -51,48 +73,31 @@ export interface Addon {
   peerCredentials(fd: number): PeerCredentials;
 }
 
-function addonCandidates(root: string): string[] {
-  const out: string[] = [];
-  const [prebuilds, release] = candidateDirs(root) as [string, string];
-  // prebuildify names the file after the package and its tags (e.g. signbridge.napi.node).
-  out.push(join(prebuilds, ADDON_FILE));
-  if (existsSync(prebuilds)) {
-    for (const f of readdirSync(prebuilds).sort()) if (f.endsWith('.node') && f !== ADDON_FILE) out.push(join(prebuilds, f));
-  }
-  out.push(join(release, ADDON_FILE));
-  return out;
-}
-
-let cached: Addon | undefined;
+// per path: a process loads one addon, but tests resolve against several package trees
+const loaded = new Map<string, Addon>();
 
 /** Load the node-addon-api addon (peer credentials). Throws SIGNBRIDGE_ERR_NATIVE_NOT_BUILT / _LOAD. */
 export function loadAddon(root = packageRoot()): Addon {
-  if (cached) return cached;
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const p of addonCandidates(root)) {
-    if (!existsSync(p)) {
-      tried.push(p);
-      continue;
-    }
-    let raw: { peerCredentials?: (fd: number) => PeerCredentials };
-    try {
-      raw = require(p) as typeof raw;
-    } catch (e) {
-      throw sbError('SIGNBRIDGE_ERR_NATIVE_LOAD', { path: p, reason: (e as Error).message }, { cause: e });
-    }
-    const native = raw.peerCredentials;
-    if (typeof native !== 'function') {
-      throw sbError('SIGNBRIDGE_ERR_NATIVE_LOAD', { path: p, reason: 'it does not export peerCredentials()' });
-    }
-    cached = {
-      // Validate in JS before native code runs (better-sqlite3 style).
-      peerCredentials(fd: number): PeerCredentials {
-        if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`peerCredentials: fd must be a non-negative integer, got ${String(fd)}`);
-        return native(fd);
-      },
-    };
-    return cached;
+  const p = addonPath(root);
+  const hit = loaded.get(p);
+  if (hit) return hit;
+  let raw: { peerCredentials?: (fd: number) => PeerCredentials };
+  try {
+    raw = require(p) as typeof raw;
+  } catch (e) {
+    throw sbError('SIGNBRIDGE_ERR_NATIVE_LOAD', { path: p, reason: (e as Error).message }, { cause: e });
   }
-  throw sbError('SIGNBRIDGE_ERR_NATIVE_NOT_BUILT', { what: `the addon ${ADDON_FILE}`, tried: tried.join(', ') });
+  const native = raw.peerCredentials;
+  if (typeof native !== 'function') {
+    throw sbError('SIGNBRIDGE_ERR_NATIVE_LOAD', { path: p, reason: 'it does not export peerCredentials()' });
+  }
+  const addon: Addon = {
+    // Validate in JS before native code runs (better-sqlite3 style).
+    peerCredentials(fd: number): PeerCredentials {
+      if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`peerCredentials: fd must be a non-negative integer, got ${String(fd)}`);
+      return native(fd);
+    },
+  };
+  loaded.set(p, addon);
+  return addon;
 }

@@ -14,7 +14,7 @@ export interface TestDaemon extends RunningDaemon {
 }
 
 export async function startTestDaemon(
-  opts: { extraArgs?: string[]; env?: NodeJS.ProcessEnv; token?: TokenName } = {},
+  opts: { extraArgs?: string[]; env?: NodeJS.ProcessEnv; token?: TokenName; cli?: string } = {},
 ): Promise<TestDaemon> {
   const t = testToken(opts.token);
   // mkdtemp gives 0700, which the daemon requires of its socket directory; keep the path short
@@ -31,6 +31,7 @@ export async function startTestDaemon(
     logFile,
     ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
     ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cli ? { cli: opts.cli } : {}),
   });
   return {
     ...d,

@@ -1,7 +1,10 @@
 // sb_unit_test: SHA-256/384/512 against FIPS 180 example vectors (expected values from an
 // independent implementation), incremental hashing split at every byte, DigestInfo
-// round trips, and key facts from CKA_EC_PARAMS.
+// round trips, key facts from CKA_EC_PARAMS, and CK_RV names.
+//   sb_unit_test --rv-name <value>...   prints rv_name() of each value, one per line (the TS test
+//                                       test/unit/ckr-names.test.ts feeds it every CKR_ the module uses)
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -9,6 +12,7 @@
 #include "../pkcs11/digest_info.h"
 #include "../pkcs11/inventory.h"
 #include "../pkcs11/sha2.h"
+#include "../pkcs11/status.h"
 
 using namespace sb;
 
@@ -46,7 +50,11 @@ static const Vector VECTORS[] = {
     {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", "9d0e1809716474cb086e834e310a4a1ced149e9c00f248527972cec5704c2a5b07b8b3dc38ecc4ebae97ddd87f3d8985", "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973ebde0ff244877ea60a4cb0432ce577c31beb009c5c2c49aa2e4eadb217ad8cc09b"},
 };
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "--rv-name") == 0) {
+    for (int i = 2; i < argc; i++) printf("%s\n", rv_name(static_cast<CK_RV>(strtoull(argv[i], nullptr, 0))));
+    return 0;
+  }
   for (const Vector& v : VECTORS) {
     std::string msg;
     for (size_t i = 0; i < v.repeat; i++) msg += v.text;
@@ -108,6 +116,11 @@ int main() {
   expect(eddsa_signature_len(ed_oid, sizeof ed_oid) == 64, "Ed25519 by OID");
   expect(eddsa_signature_len(ed_name, sizeof ed_name) == 64, "Ed25519 by name");
   expect(eddsa_signature_len(p256, sizeof p256) == 0, "P-256 is not EdDSA");
+  // CK_RV names: the codes the debug lines once printed as "CKR_?".
+  expect(strcmp(rv_name(CKR_PIN_LOCKED), "CKR_PIN_LOCKED") == 0, "rv_name(CKR_PIN_LOCKED)");
+  expect(strcmp(rv_name(CKR_KEY_SIZE_RANGE), "CKR_KEY_SIZE_RANGE") == 0, "rv_name(CKR_KEY_SIZE_RANGE)");
+  expect(strcmp(rv_name(CKR_USER_PIN_NOT_INITIALIZED), "CKR_USER_PIN_NOT_INITIALIZED") == 0, "rv_name(CKR_USER_PIN_NOT_INITIALIZED)");
+  expect(strcmp(rv_name(0x7ffffff0UL), "CKR_?") == 0, "rv_name of an unknown value");
   fprintf(stderr, "sb_unit_test: %d checks, %d failed\n", checks, failed);
   return failed ? 1 : 0;
 }

@@ -23,6 +23,9 @@
         "native/pkcs11/sign_ops.cpp",
         "native/pkcs11/sha2.cpp",
         "native/pkcs11/digest_info.cpp",
+        "native/pkcs11/client_config.cpp",
+        "native/pkcs11/connection.cpp",
+        "native/pkcs11/autostart.cpp",
         "native/pkcs11/daemon_client.cpp"
       ],
       "include_dirs": ["<(pkcs11_include)"],

@@ -27,7 +27,7 @@ void forget_pin_if_unused(State& st) {
 }
 
 // Fixed-width CK_UTF8CHAR fields: blank-padded, never NUL-terminated, cut at a character
-// boundary (CONSUMERS.md, libp11 facts).
+// boundary (libp11 reads them as such).
 void pad(CK_UTF8CHAR* dst, size_t width, const std::string& s) {
   memset(dst, ' ', width);
   size_t n = s.size() < width ? s.size() : width;
@@ -55,18 +55,15 @@ Status ensure_inventory() {
   std::shared_ptr<DaemonClient> client;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
+    RETURN_IF_ERROR(st.status());
     if (st->inventory) return Status::Ok();
     client = st->client;
   }
-  auto reply = client->get_inventory();
-  if (!reply.ok()) return reply.status();
+  ASSIGN_OR_RETURN(proto::InventoryReply reply, client->get_inventory());
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   if (st->inventory) return Status::Ok();  // another thread won the race
-  auto inv = build_inventory(std::move(*reply), nullptr, next_object_handle());
-  if (!inv.ok()) return inv.status();
-  st->inventory = *inv;
+  ASSIGN_OR_RETURN(st->inventory, build_inventory(std::move(reply), nullptr, next_object_handle()));
   return Status::Ok();
 }
 
@@ -105,10 +102,8 @@ Status session_ctx(StateLock& st, CK_SESSION_HANDLE h, SessionCtx& ctx) {
 Status initialize(CK_C_INITIALIZE_ARGS_PTR args) {
   LifecycleGuard g;
   // Argument checks come first (v2.40 §5.4); then "already initialized".
-  auto lock = Locking::create(args);
-  if (!lock.ok()) return lock.status();
   auto lib = std::make_unique<Library>();
-  lib->lock = std::move(*lock);
+  ASSIGN_OR_RETURN(lib->lock, Locking::create(args));
   // No I/O and no thread here (design.md; p11tool passes CKF_LIBRARY_CANT_CREATE_OS_THREADS).
   set_debug_from_env();
   lib->state.client = std::make_shared<DaemonClient>(config_from_env());
@@ -128,13 +123,13 @@ Status finalize() {
 
 Status check_initialized() {
   StateLock st;
-  return st.ok() ? Status::Ok() : st.status();
+  return st.status();  // ok while initialized
 }
 
 Status get_info(CK_INFO& info) {
   {
     StateLock st;
-    if (!st.ok()) return st.status();
+    RETURN_IF_ERROR(st.status());
   }
   memset(&info, 0, sizeof info);
   info.cryptokiVersion = {2, 40};
@@ -150,16 +145,8 @@ Status get_slot_list(bool /*token_present: every slot has its token*/, CK_SLOT_I
   // design.md: daemon unreachable → CKR_FUNCTION_FAILED, the code v2.40 allows here.
   if (!s.ok()) return s.rv() == CKR_CRYPTOKI_NOT_INITIALIZED ? s : Status(CKR_FUNCTION_FAILED, s.message());
   StateLock st;
-  if (!st.ok()) return st.status();
-  const auto& slots = st->inventory->slots;
-  switch (two_call(slots.size(), list, count)) {
-    case Output::LengthOnly: return Status::Ok();
-    case Output::TooSmall: return Status(CKR_BUFFER_TOO_SMALL);
-    case Output::Fits:
-      for (size_t i = 0; i < slots.size(); i++) list[i] = slots[i].id;
-      return Status::Ok();
-  }
-  return Status::Ok();
+  RETURN_IF_ERROR(st.status());
+  return write_list(st->inventory->slots, list, count, [](const SlotRec& slot) { return slot.id; });
 }
 
 // Runs fn(state, slot) with the inventory loaded; unknown slot → CKR_SLOT_ID_INVALID.
@@ -168,7 +155,7 @@ Status with_slot(CK_SLOT_ID id, Fn&& fn) {
   Status s = ensure_inventory();
   if (!s.ok()) return device(s);
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   const SlotRec* slot = st->inventory->slot(id);
   if (!slot) return Status(CKR_SLOT_ID_INVALID);
   return fn(*st, *slot);
@@ -213,14 +200,7 @@ Status get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO& info) {
 
 Status get_mechanism_list(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count) {
   return with_slot(id, [&](State&, const SlotRec& slot) {
-    switch (two_call(slot.mechanisms.size(), list, count)) {
-      case Output::LengthOnly: return Status::Ok();
-      case Output::TooSmall: return Status(CKR_BUFFER_TOO_SMALL);
-      case Output::Fits:
-        for (size_t i = 0; i < slot.mechanisms.size(); i++) list[i] = slot.mechanisms[i].type;
-        return Status::Ok();
-    }
-    return Status::Ok();
+    return write_list(slot.mechanisms, list, count, [](const proto::Mechanism& m) { return m.type; });
   });
 }
 
@@ -247,7 +227,7 @@ Status open_session(CK_SLOT_ID id, CK_FLAGS flags, CK_SESSION_HANDLE& out) {
 
 Status close_session(CK_SESSION_HANDLE h) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   if (!st->sessions.close(h)) return Status(CKR_SESSION_HANDLE_INVALID);
   forget_pin_if_unused(*st);  // v2.40 §5.6: closing the last session logs the user out
   return Status::Ok();
@@ -263,7 +243,7 @@ Status close_all_sessions(CK_SLOT_ID id) {
 
 Status get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO& info) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   auto s = st->sessions.get(h);
   if (!s) return Status(CKR_SESSION_HANDLE_INVALID);
   bool user = st->sessions.logged_in(s->slot);
@@ -286,9 +266,9 @@ Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_
   CK_SLOT_ID slot_id = 0;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
+    RETURN_IF_ERROR(st.status());
     SessionCtx ctx;
-    if (Status s = session_ctx(st, h, ctx); !s.ok()) return s;
+    RETURN_IF_ERROR(session_ctx(st, h, ctx));
     if (user == CKU_CONTEXT_SPECIFIC)
       return ctx.session->sign ? Status::Ok() : Status(CKR_OPERATION_NOT_INITIALIZED);
     if (user != CKU_USER) return Status(CKR_USER_TYPE_INVALID, "C_Login: only CKU_USER is supported");
@@ -319,7 +299,7 @@ Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_
 
 Status logout(CK_SESSION_HANDLE h) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   auto s = st->sessions.get(h);
   if (!s) return Status(CKR_SESSION_HANDLE_INVALID);
   if (!st->sessions.logged_in(s->slot)) return Status(CKR_USER_NOT_LOGGED_IN);
@@ -330,9 +310,9 @@ Status logout(CK_SESSION_HANDLE h) {
 
 Status get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
-  if (Status s = session_ctx(st, h, ctx); !s.ok()) return s;
+  RETURN_IF_ERROR(session_ctx(st, h, ctx));
   const ObjectRec* o = ctx.inv->object(obj);
   if (!o || o->slot != ctx.slot->id || hidden(*ctx.slot, *o, st->sessions))
     return Status(CKR_OBJECT_HANDLE_INVALID);
@@ -345,9 +325,9 @@ Status get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBU
 
 Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
-  if (Status s = session_ctx(st, h, ctx); !s.ok()) return s;
+  RETURN_IF_ERROR(session_ctx(st, h, ctx));
   Session& sess = *ctx.session;
   if (sess.find_active) return Status(CKR_OPERATION_ACTIVE);
   for (CK_ULONG i = 0; i < count; i++)
@@ -373,7 +353,7 @@ Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG co
 
 Status find_objects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_ULONG& count) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   auto s = st->sessions.get(h);
   if (!s) return Status(CKR_SESSION_HANDLE_INVALID);
   if (!s->find_active) return Status(CKR_OPERATION_NOT_INITIALIZED);
@@ -384,7 +364,7 @@ Status find_objects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max,
 
 Status find_objects_final(CK_SESSION_HANDLE h) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   auto s = st->sessions.get(h);
   if (!s) return Status(CKR_SESSION_HANDLE_INVALID);
   if (!s->find_active) return Status(CKR_OPERATION_NOT_INITIALIZED);
@@ -395,17 +375,15 @@ Status find_objects_final(CK_SESSION_HANDLE h) {
 
 Status sign_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech, CK_OBJECT_HANDLE key) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
-  if (Status s = session_ctx(st, h, ctx); !s.ok()) return s;
+  RETURN_IF_ERROR(session_ctx(st, h, ctx));
   if (ctx.session->sign) return Status(CKR_OPERATION_ACTIVE);
   const ObjectRec* o = ctx.inv->object(key);
   if (!o || o->slot != ctx.slot->id) return Status(CKR_KEY_HANDLE_INVALID);
   if (hidden(*ctx.slot, *o, st->sessions))
     return Status(CKR_USER_NOT_LOGGED_IN, "C_SignInit: the token requires C_Login before using its private keys");
-  auto op = make_sign_op(*ctx.slot, *o, mech);
-  if (!op.ok()) return op.status();
-  ctx.session->sign = std::move(*op);
+  ASSIGN_OR_RETURN(ctx.session->sign, make_sign_op(*ctx.slot, *o, mech));
   return Status::Ok();
 }
 
@@ -427,7 +405,7 @@ Status sign_round_trip(const std::shared_ptr<DaemonClient>& client, SignOp& op, 
 }
 
 // Common first half of C_Sign/C_SignFinal under the lock: find the op, answer length queries
-// locally (CONSUMERS.md "two-call convention"), mark the op busy.
+// locally (v2.40 §5.2), mark the op busy.
 enum class Step { Done, Proceed };
 Step begin_output(StateLock& st, CK_SESSION_HANDLE h, bool final_call, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len,
                   std::shared_ptr<Session>& sess, std::shared_ptr<DaemonClient>& client, SignOp*& op, Status& result) {
@@ -445,11 +423,8 @@ Step begin_output(StateLock& st, CK_SESSION_HANDLE h, bool final_call, CK_BYTE_P
                                                               : "C_Sign after C_SignUpdate; finish with C_SignFinal");
     return Step::Done;
   }
-  switch (two_call(op->signature_len, sig, sig_len)) {
-    case Output::LengthOnly: result = Status::Ok(); return Step::Done;
-    case Output::TooSmall: result = Status(CKR_BUFFER_TOO_SMALL); return Step::Done;  // op stays active (§5.2)
-    case Output::Fits: break;
-  }
+  // A length query or a short buffer leaves the operation active (§5.2).
+  if (!two_call(op->signature_len, sig, sig_len, result)) return Step::Done;
   op->busy = true;
   client = st->client;
   return Step::Proceed;
@@ -463,7 +438,7 @@ Status sign(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PTR 
   SignOp* op = nullptr;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
+    RETURN_IF_ERROR(st.status());
     if (!data && len) {
       if (auto s = st->sessions.get(h); s && s->sign && !s->sign->busy) s->sign.reset();
       return Status(CKR_ARGUMENTS_BAD);
@@ -484,7 +459,7 @@ Status sign_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len) {
   SignOp* op = nullptr;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
+    RETURN_IF_ERROR(st.status());
     sess = st->sessions.get(h);
     if (!sess) return Status(CKR_SESSION_HANDLE_INVALID);
     op = sess->sign.get();
@@ -514,7 +489,7 @@ Status sign_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len) {
   StateLock st;
   op->busy = false;
   if (!s.ok() && st.ok() && sess->sign.get() == op) sess->sign.reset();
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   return s;
 }
 
@@ -524,7 +499,7 @@ Status sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {
   SignOp* op = nullptr;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
+    RETURN_IF_ERROR(st.status());
     Status result;
     if (begin_output(st, h, true, sig, sig_len, sess, client, op, result) == Step::Done) return result;
   }
@@ -568,9 +543,9 @@ Status digest_op(StateLock& st, CK_SESSION_HANDLE h, std::shared_ptr<Session>& s
 
 Status digest_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
-  if (Status s = session_ctx(st, h, ctx); !s.ok()) return s;
+  RETURN_IF_ERROR(session_ctx(st, h, ctx));
   if (ctx.session->digest) return Status(CKR_OPERATION_ACTIVE);
   const proto::Mechanism* offered = ctx.slot->mechanism(mech.mechanism);
   HashAlg alg = digest_alg(mech.mechanism);
@@ -588,8 +563,8 @@ Status digest(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PT
   DigestOp* op = nullptr;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
-    if (Status s = digest_op(st, h, sess, op); !s.ok()) return s;
+    RETURN_IF_ERROR(st.status());
+    RETURN_IF_ERROR(digest_op(st, h, sess, op));
     if (!out_len || (!data && len)) {
       sess->digest.reset();
       return Status(CKR_ARGUMENTS_BAD);
@@ -598,11 +573,8 @@ Status digest(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PT
       sess->digest.reset();
       return Status(CKR_OPERATION_NOT_INITIALIZED, "C_Digest after C_DigestUpdate; finish with C_DigestFinal");
     }
-    switch (two_call(op->sha.digest_size(), out, out_len)) {
-      case Output::LengthOnly: return Status::Ok();
-      case Output::TooSmall: return Status(CKR_BUFFER_TOO_SMALL);  // op stays active (§5.2)
-      case Output::Fits: break;
-    }
+    Status answer;
+    if (!two_call(op->sha.digest_size(), out, out_len, answer)) return answer;  // op stays active (§5.2)
     op->busy = true;
   }
   // Lock released while hashing; `busy` keeps other callers off this op.
@@ -617,8 +589,8 @@ Status digest_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len) {
   DigestOp* op = nullptr;
   {
     StateLock st;
-    if (!st.ok()) return st.status();
-    if (Status s = digest_op(st, h, sess, op); !s.ok()) return s;
+    RETURN_IF_ERROR(st.status());
+    RETURN_IF_ERROR(digest_op(st, h, sess, op));
     if (!data && len) {
       sess->digest.reset();
       return Status(CKR_ARGUMENTS_BAD);
@@ -629,24 +601,21 @@ Status digest_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len) {
   op->sha.update(data, len);
   StateLock st;
   op->busy = false;
-  return st.ok() ? Status::Ok() : st.status();
+  return st.status();  // ok while initialized
 }
 
 Status digest_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
   StateLock st;
-  if (!st.ok()) return st.status();
+  RETURN_IF_ERROR(st.status());
   std::shared_ptr<Session> sess;
   DigestOp* op = nullptr;
-  if (Status s = digest_op(st, h, sess, op); !s.ok()) return s;
+  RETURN_IF_ERROR(digest_op(st, h, sess, op));
   if (!out_len) {
     sess->digest.reset();
     return Status(CKR_ARGUMENTS_BAD);
   }
-  switch (two_call(op->sha.digest_size(), out, out_len)) {
-    case Output::LengthOnly: return Status::Ok();
-    case Output::TooSmall: return Status(CKR_BUFFER_TOO_SMALL);
-    case Output::Fits: break;
-  }
+  Status answer;
+  if (!two_call(op->sha.digest_size(), out, out_len, answer)) return answer;
   op->sha.final(out);  // at most one block: done under the lock
   sess->digest.reset();
   return Status::Ok();

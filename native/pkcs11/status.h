@@ -1,5 +1,5 @@
-// Status: a CK_RV plus a message for SIGNBRIDGE_DEBUG (STYLE.md "a status that carries its
-// CK_RV"). Messages never contain secrets.
+// Status: a CK_RV plus a message for SIGNBRIDGE_DEBUG (kmsp11's status that carries its
+// CK_RV). Messages never contain secrets.
 #pragma once
 #include <optional>
 #include <string>

@@ -1,6 +1,7 @@
 // sb_unit_test: SHA-256/384/512 against FIPS 180 example vectors (expected values from an
 // independent implementation), incremental hashing split at every byte, DigestInfo
-// round trips, key facts from CKA_EC_PARAMS, and CK_RV names.
+// round trips, key facts from CKA_EC_PARAMS, CK_RV names, the two-call helper and the
+// RETURN_IF_ERROR / ASSIGN_OR_RETURN macros.
 //   sb_unit_test --rv-name <value>...   prints rv_name() of each value, one per line (the TS test
 //                                       test/unit/ckr-names.test.ts feeds it every CKR_ the module uses)
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "../pkcs11/inventory.h"
 #include "../pkcs11/sha2.h"
 #include "../pkcs11/status.h"
+#include "../pkcs11/templates.h"
 
 using namespace sb;
 
@@ -49,6 +51,44 @@ static const Vector VECTORS[] = {
     {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu", 1, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1", "09330c33f71147e83d192fc782cd1b4753111b173b3b05d22fa08086e3b0f712fcc7c71a557e2db966c3e9fa91746039", "8e959b75dae313da8cf4f72814fc143f8f7779c6eb9f7fa17299aeadb6889018501d289e4900f7e4331b99dec4b5433ac7d329eeb6dd26545e96e55b874be909"},
     {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", "9d0e1809716474cb086e834e310a4a1ced149e9c00f248527972cec5704c2a5b07b8b3dc38ecc4ebae97ddd87f3d8985", "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973ebde0ff244877ea60a4cb0432ce577c31beb009c5c2c49aa2e4eadb217ad8cc09b"},
 };
+
+static Result<int> half(int v) {
+  if (v % 2) return Status(CKR_DATA_LEN_RANGE, "odd");
+  return v / 2;
+}
+static Status quarter(int v, int& out) {
+  ASSIGN_OR_RETURN(int h, half(v));
+  ASSIGN_OR_RETURN(out, half(h));
+  return Status::Ok();
+}
+static Status first_error(const Status& a, const Status& b, int& reached) {
+  reached = 0;
+  RETURN_IF_ERROR(a);
+  reached = 1;
+  RETURN_IF_ERROR(half(4));  // a Result that is ok
+  RETURN_IF_ERROR(b);
+  reached = 2;
+  return Status::Ok();
+}
+
+// v2.40 §5.2 through two_call: the answer, the length it leaves, and whether to write.
+static void check_two_call() {
+  uint8_t buf[8];
+  Status answer(CKR_GENERAL_ERROR);
+  CK_ULONG len = 99;
+  expect(!two_call(5, nullptr, &len, answer) && answer.ok() && len == 5, "two_call: NULL buffer is a length query");
+  len = 4;
+  expect(!two_call(5, buf, &len, answer) && answer.rv() == CKR_BUFFER_TOO_SMALL && len == 5,
+         "two_call: short buffer is CKR_BUFFER_TOO_SMALL with the needed length");
+  len = 8;
+  expect(two_call(5, buf, &len, answer) && len == 5, "two_call: a big enough buffer is written, length = needed");
+  std::vector<int> v{7, 8, 9};
+  CK_ULONG out[3] = {}, n = 2;
+  expect(write_list(v, out, &n, [](int x) { return CK_ULONG(x); }).rv() == CKR_BUFFER_TOO_SMALL && n == 3 && out[0] == 0,
+         "write_list: short list untouched");
+  n = 3;
+  expect(write_list(v, out, &n, [](int x) { return CK_ULONG(x); }).ok() && out[2] == 9, "write_list: copies");
+}
 
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "--rv-name") == 0) {
@@ -121,6 +161,15 @@ int main(int argc, char** argv) {
   expect(strcmp(rv_name(CKR_KEY_SIZE_RANGE), "CKR_KEY_SIZE_RANGE") == 0, "rv_name(CKR_KEY_SIZE_RANGE)");
   expect(strcmp(rv_name(CKR_USER_PIN_NOT_INITIALIZED), "CKR_USER_PIN_NOT_INITIALIZED") == 0, "rv_name(CKR_USER_PIN_NOT_INITIALIZED)");
   expect(strcmp(rv_name(0x7ffffff0UL), "CKR_?") == 0, "rv_name of an unknown value");
+  check_two_call();
+  int q = 0, reached = -1;
+  expect(quarter(12, q).ok() && q == 3, "ASSIGN_OR_RETURN: values flow through");
+  expect(quarter(6, q).rv() == CKR_DATA_LEN_RANGE, "ASSIGN_OR_RETURN: the second error returns");
+  expect(first_error(Status::Ok(), Status::Ok(), reached).ok() && reached == 2, "RETURN_IF_ERROR: ok falls through");
+  expect(first_error(Status(CKR_PIN_LOCKED), Status::Ok(), reached).rv() == CKR_PIN_LOCKED && reached == 0,
+         "RETURN_IF_ERROR: returns the first error");
+  expect(first_error(Status::Ok(), Status(CKR_KEY_SIZE_RANGE), reached).rv() == CKR_KEY_SIZE_RANGE && reached == 1,
+         "RETURN_IF_ERROR: later error");
   fprintf(stderr, "sb_unit_test: %d checks, %d failed\n", checks, failed);
   return failed ? 1 : 0;
 }

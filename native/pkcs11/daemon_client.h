@@ -1,8 +1,8 @@
 // Client side of the wire protocol (docs/protocol.md "Connection life"): a small pool of idle,
-// greeted connections; poll-based deadlines; one retry when a pooled connection turns out dead
-// (design.md: a restarted daemon is picked up without reloading the module).
-// Also: LOGIN with the kept PIN on every new connection (protocol.md "LOGIN"), and the optional
-// autostart of a daemon when none answers (SIGNBRIDGE_AUTOSTART, docs/hardening/module.md).
+// greeted connections; one retry when a pooled connection turns out dead (design.md: a
+// restarted daemon is picked up without reloading the module); custody of the PIN given at
+// C_Login, sent with LOGIN on every new connection (protocol.md "LOGIN"). The transport is
+// connection.h, the settings client_config.h, starting a daemon autostart.h.
 // Never holds the module state lock: callers do I/O with the lock released.
 #pragma once
 #include <cstdint>
@@ -12,29 +12,13 @@
 #include <vector>
 
 #include "../common/messages.h"
+#include "client_config.h"
 #include "status.h"
 
 namespace sb {
 
 // Longest PIN the module keeps (CK_TOKEN_INFO.ulMaxPinLen reports the same).
 constexpr size_t MAX_PIN = 255;
-
-struct ClientConfig {
-  std::string socket_path;
-  // true when socket_path is a default (not SIGNBRIDGE_SOCKET): its directory is checked before
-  // connecting (peer_trust.h), since /tmp/signbridge-<uid>/ may have been made by someone else.
-  bool socket_default = true;
-  int sign_timeout_ms = 60000;  // SIGNBRIDGE_TIMEOUT_MS
-  int meta_timeout_ms = 10000;  // HELLO, GET_INVENTORY, LOGIN: min(SIGNBRIDGE_TIMEOUT_MS, 10000)
-  // SIGNBRIDGE_AUTOSTART split into words (no shell); empty: autostart is off (the default).
-  std::vector<std::string> autostart_argv;
-  std::string autostart_error;  // SIGNBRIDGE_AUTOSTART was set but could not be parsed
-  int autostart_timeout_ms = 15000;  // SIGNBRIDGE_AUTOSTART_TIMEOUT_MS
-};
-
-// design.md "Environment": SIGNBRIDGE_SOCKET, else $XDG_RUNTIME_DIR/signbridge/signbridge.sock,
-// else /tmp/signbridge-<uid>/signbridge.sock.
-ClientConfig config_from_env();
 
 class Connection;
 
@@ -71,7 +55,6 @@ class DaemonClient {
   Status relogin(Connection& c, int timeout_ms, bool& stale);
   Result<std::unique_ptr<Connection>> connect_fresh();
   Result<std::unique_ptr<Connection>> connect_greet(bool* absent, int hello_timeout_ms);
-  Status start_daemon();
   std::unique_ptr<Connection> take_idle();
   void give_back(std::unique_ptr<Connection> c);
   void drop_idle();

@@ -1,5 +1,5 @@
 // The C ABI boundary helper: every C_* body is guard(name, [&]{ ...checks; return bridge::x(...); }).
-// No logic here beyond pointer checks (STYLE.md "the boundary only dispatches").
+// No logic here beyond pointer checks (the boundary only dispatches, like SoftHSMv2 main.cpp).
 #pragma once
 #include <new>
 #include <string>

@@ -1,4 +1,4 @@
-// Fork safety (STYLE.md: kmsp11 fork_support_posix.cc): the child of a fork drops the module
+// Fork safety (like kmsp11 fork_support_posix.cc): the child of a fork drops the module
 // state; the parent is unaffected. Registered once per process; glibc unregisters the handler
 // if the module is dlclose()d.
 #include <pthread.h>

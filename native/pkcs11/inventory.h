@@ -64,7 +64,7 @@ struct Inventory {
 
 // Converts a decoded reply into the model. Objects also present in `previous` (same slot,
 // key_handle and attributes) keep their handle; others take fresh numbers from `next_handle`,
-// so a handle is never 0 and never reused (CONSUMERS.md, libp11 facts).
+// so a handle is never 0 and never reused (libp11 treats handle 0 as "none").
 Result<std::shared_ptr<const Inventory>> build_inventory(proto::InventoryReply&& reply,
                                                           const Inventory* previous,
                                                           CK_OBJECT_HANDLE& next_handle);

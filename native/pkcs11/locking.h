@@ -1,5 +1,5 @@
-// The one lock in front of the module state (STYLE.md: "state sits behind one lock whose
-// accessor also checks initialized"). OS mutex, or the application's mutex callbacks when it
+// The one lock in front of the module state (state sits behind one lock whose
+// accessor also checks "initialized"). OS mutex, or the application's mutex callbacks when it
 // passes them without CKF_OS_LOCKING_OK (PKCS#11 v2.40 §5.4, C_Initialize cases 1-4).
 #pragma once
 #include <memory>

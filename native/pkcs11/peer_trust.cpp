@@ -13,13 +13,13 @@
 
 namespace sb {
 
-namespace {
-
 std::string dir_of(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
 }
+
+namespace {
 
 // "uid 65534 (nobody)"; the name only when the user database knows it.
 std::string who(uid_t uid) {

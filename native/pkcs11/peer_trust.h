@@ -15,6 +15,9 @@
 
 namespace sb {
 
+// The directory part of a socket path ("." when it has none).
+std::string dir_of(const std::string& path);
+
 // ok; CKR_DEVICE_ERROR when the directory is unsafe. `*missing` is set when it does not exist
 // (not an attack: just no daemon yet, which autostart may fix).
 Status check_socket_dir(const std::string& socket_path, bool* missing);

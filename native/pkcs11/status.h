@@ -1,5 +1,5 @@
-// Status: a CK_RV plus a message for SIGNBRIDGE_DEBUG (STYLE.md "a status that carries its
-// CK_RV"). Messages never contain secrets.
+// Status: a CK_RV plus a message for SIGNBRIDGE_DEBUG (kmsp11's status that carries its
+// CK_RV). Messages never contain secrets.
 #pragma once
 #include <optional>
 #include <string>
@@ -37,6 +37,28 @@ class Result {
   std::optional<T> value_;
   Status status_;
 };
+
+// Early returns, the kmsp11 / absl idiom (kmsp11's status_macros.h). The expression is
+// evaluated once; a Result that is not ok() returns its Status.
+#define SB_CONCAT_INNER(a, b) a##b
+#define SB_CONCAT(a, b) SB_CONCAT_INNER(a, b)
+
+#define RETURN_IF_ERROR(expr)                         \
+  do {                                                \
+    ::sb::Status sb_status_ = ::sb::to_status(expr);  \
+    if (!sb_status_.ok()) return sb_status_;          \
+  } while (0)
+
+// `lhs` may declare a variable (ASSIGN_OR_RETURN(auto x, f())); the value is moved out.
+#define ASSIGN_OR_RETURN(lhs, expr) SB_ASSIGN_OR_RETURN_IMPL(SB_CONCAT(sb_result_, __LINE__), lhs, expr)
+#define SB_ASSIGN_OR_RETURN_IMPL(result, lhs, expr) \
+  auto result = (expr);                             \
+  if (!result.ok()) return result.status();         \
+  lhs = std::move(*result)
+
+inline const Status& to_status(const Status& s) { return s; }
+template <class T>
+const Status& to_status(const Result<T>& r) { return r.status(); }
 
 const char* rv_name(CK_RV rv);
 

@@ -1,28 +1,35 @@
-// The two conventions every output goes through, each written once (STYLE.md "errors know
-// their extra data").
+// The two conventions every output goes through, each written once: the two-call buffer
+// convention (v2.40 §5.2) and C_GetAttributeValue's template cases (v2.40 §5.7).
 #pragma once
 #include <cstring>
 #include <vector>
 
 #include "p11.h"
+#include "status.h"
 
 namespace sb {
 
-// v2.40 §5.2 (two-call convention): NULL buffer → length only; short buffer →
-// CKR_BUFFER_TOO_SMALL with the length set; otherwise the caller copies `needed` units.
-// `needed` and *io_len count units (bytes, slot IDs, mechanism types).
-enum class Output { LengthOnly, TooSmall, Fits };
-inline Output two_call(CK_ULONG needed, const void* out, CK_ULONG_PTR io_len) {
-  if (!out) {
-    *io_len = needed;
-    return Output::LengthOnly;
-  }
-  if (*io_len < needed) {
-    *io_len = needed;
-    return Output::TooSmall;
-  }
+// v2.40 §5.2, the two-call convention, for every output buffer (C_GetSlotList,
+// C_GetMechanismList, C_Sign, C_SignFinal, C_Digest, C_DigestFinal, attribute values):
+// NULL buffer → *io_len = needed, CKR_OK (a length query); short buffer → *io_len = needed,
+// CKR_BUFFER_TOO_SMALL; otherwise *io_len = needed and the caller writes `needed` units.
+// `needed` and *io_len count units (bytes, slot IDs, mechanism types). Returns true when the
+// caller must write now; false when `answer` already is the call's result.
+inline bool two_call(CK_ULONG needed, const void* out, CK_ULONG_PTR io_len, Status& answer) {
+  bool short_buffer = out && *io_len < needed;
   *io_len = needed;
-  return Output::Fits;
+  if (out && !short_buffer) return true;
+  answer = short_buffer ? Status(CKR_BUFFER_TOO_SMALL) : Status::Ok();
+  return false;
+}
+
+// A list output (slot IDs, mechanism types) through two_call: item i becomes out[i] = get(v[i]).
+template <class T, class Vec, class Get>
+Status write_list(const Vec& v, T* out, CK_ULONG_PTR count, Get&& get) {
+  Status answer;
+  if (!two_call(v.size(), out, count, answer)) return answer;
+  for (size_t i = 0; i < v.size(); i++) out[i] = get(v[i]);
+  return Status::Ok();
 }
 
 // What an object says about one attribute type.
@@ -53,17 +60,16 @@ CK_RV fill_template(CK_ATTRIBUTE_PTR tmpl, CK_ULONG count, Lookup&& lookup) {
         a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
         invalid = true;
         break;
-      case AttrState::Present:
-        if (!a.pValue) {
-          a.ulValueLen = value->size();
-        } else if (a.ulValueLen >= value->size()) {
+      case AttrState::Present: {
+        Status answer;
+        if (two_call(value->size(), a.pValue, &a.ulValueLen, answer)) {
           if (!value->empty()) memcpy(a.pValue, value->data(), value->size());
-          a.ulValueLen = value->size();
-        } else {
-          a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        } else if (!answer.ok()) {
+          a.ulValueLen = CK_UNAVAILABLE_INFORMATION;  // case 5: not the length (unlike §5.2)
           too_small = true;
         }
         break;
+      }
     }
   }
   if (sensitive) return CKR_ATTRIBUTE_SENSITIVE;

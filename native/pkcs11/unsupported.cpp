@@ -1,4 +1,4 @@
-// The v2.40 functions signbridge does not implement, gathered in one place (STYLE.md, kmsp11
+// The v2.40 functions signbridge does not implement, gathered in one place (like kmsp11,
 // "unsupported calls gathered in one file"). The module only signs: no token management,
 // object changes, encryption, key digesting (C_DigestKey), verification, key management or RNG.
 // They report CKR_CRYPTOKI_NOT_INITIALIZED before C_Initialize, like every other call.

@@ -1,7 +1,11 @@
 // sb_unit_test: SHA-256/384/512 against FIPS 180 example vectors (expected values from an
 // independent implementation), incremental hashing split at every byte, DigestInfo
-// round trips, and key facts from CKA_EC_PARAMS.
+// round trips, key facts from CKA_EC_PARAMS, CK_RV names, the two-call helper and the
+// RETURN_IF_ERROR / ASSIGN_OR_RETURN macros.
+//   sb_unit_test --rv-name <value>...   prints rv_name() of each value, one per line (the TS test
+//                                       test/unit/ckr-names.test.ts feeds it every CKR_ the module uses)
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -9,6 +13,8 @@
 #include "../pkcs11/digest_info.h"
 #include "../pkcs11/inventory.h"
 #include "../pkcs11/sha2.h"
+#include "../pkcs11/status.h"
+#include "../pkcs11/templates.h"
 
 using namespace sb;
 
@@ -46,7 +52,49 @@ static const Vector VECTORS[] = {
     {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", "9d0e1809716474cb086e834e310a4a1ced149e9c00f248527972cec5704c2a5b07b8b3dc38ecc4ebae97ddd87f3d8985", "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973ebde0ff244877ea60a4cb0432ce577c31beb009c5c2c49aa2e4eadb217ad8cc09b"},
 };
 
-int main() {
+static Result<int> half(int v) {
+  if (v % 2) return Status(CKR_DATA_LEN_RANGE, "odd");
+  return v / 2;
+}
+static Status quarter(int v, int& out) {
+  ASSIGN_OR_RETURN(int h, half(v));
+  ASSIGN_OR_RETURN(out, half(h));
+  return Status::Ok();
+}
+static Status first_error(const Status& a, const Status& b, int& reached) {
+  reached = 0;
+  RETURN_IF_ERROR(a);
+  reached = 1;
+  RETURN_IF_ERROR(half(4));  // a Result that is ok
+  RETURN_IF_ERROR(b);
+  reached = 2;
+  return Status::Ok();
+}
+
+// v2.40 §5.2 through two_call: the answer, the length it leaves, and whether to write.
+static void check_two_call() {
+  uint8_t buf[8];
+  Status answer(CKR_GENERAL_ERROR);
+  CK_ULONG len = 99;
+  expect(!two_call(5, nullptr, &len, answer) && answer.ok() && len == 5, "two_call: NULL buffer is a length query");
+  len = 4;
+  expect(!two_call(5, buf, &len, answer) && answer.rv() == CKR_BUFFER_TOO_SMALL && len == 5,
+         "two_call: short buffer is CKR_BUFFER_TOO_SMALL with the needed length");
+  len = 8;
+  expect(two_call(5, buf, &len, answer) && len == 5, "two_call: a big enough buffer is written, length = needed");
+  std::vector<int> v{7, 8, 9};
+  CK_ULONG out[3] = {}, n = 2;
+  expect(write_list(v, out, &n, [](int x) { return CK_ULONG(x); }).rv() == CKR_BUFFER_TOO_SMALL && n == 3 && out[0] == 0,
+         "write_list: short list untouched");
+  n = 3;
+  expect(write_list(v, out, &n, [](int x) { return CK_ULONG(x); }).ok() && out[2] == 9, "write_list: copies");
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "--rv-name") == 0) {
+    for (int i = 2; i < argc; i++) printf("%s\n", rv_name(static_cast<CK_RV>(strtoull(argv[i], nullptr, 0))));
+    return 0;
+  }
   for (const Vector& v : VECTORS) {
     std::string msg;
     for (size_t i = 0; i < v.repeat; i++) msg += v.text;
@@ -108,6 +156,20 @@ int main() {
   expect(eddsa_signature_len(ed_oid, sizeof ed_oid) == 64, "Ed25519 by OID");
   expect(eddsa_signature_len(ed_name, sizeof ed_name) == 64, "Ed25519 by name");
   expect(eddsa_signature_len(p256, sizeof p256) == 0, "P-256 is not EdDSA");
+  // CK_RV names: the codes the debug lines once printed as "CKR_?".
+  expect(strcmp(rv_name(CKR_PIN_LOCKED), "CKR_PIN_LOCKED") == 0, "rv_name(CKR_PIN_LOCKED)");
+  expect(strcmp(rv_name(CKR_KEY_SIZE_RANGE), "CKR_KEY_SIZE_RANGE") == 0, "rv_name(CKR_KEY_SIZE_RANGE)");
+  expect(strcmp(rv_name(CKR_USER_PIN_NOT_INITIALIZED), "CKR_USER_PIN_NOT_INITIALIZED") == 0, "rv_name(CKR_USER_PIN_NOT_INITIALIZED)");
+  expect(strcmp(rv_name(0x7ffffff0UL), "CKR_?") == 0, "rv_name of an unknown value");
+  check_two_call();
+  int q = 0, reached = -1;
+  expect(quarter(12, q).ok() && q == 3, "ASSIGN_OR_RETURN: values flow through");
+  expect(quarter(6, q).rv() == CKR_DATA_LEN_RANGE, "ASSIGN_OR_RETURN: the second error returns");
+  expect(first_error(Status::Ok(), Status::Ok(), reached).ok() && reached == 2, "RETURN_IF_ERROR: ok falls through");
+  expect(first_error(Status(CKR_PIN_LOCKED), Status::Ok(), reached).rv() == CKR_PIN_LOCKED && reached == 0,
+         "RETURN_IF_ERROR: returns the first error");
+  expect(first_error(Status::Ok(), Status(CKR_KEY_SIZE_RANGE), reached).rv() == CKR_KEY_SIZE_RANGE && reached == 1,
+         "RETURN_IF_ERROR: later error");
   fprintf(stderr, "sb_unit_test: %d checks, %d failed\n", checks, failed);
   return failed ? 1 : 0;
 }

@@ -18,6 +18,8 @@ export interface ModuleOptions {
   token?: TokenName;
   /** extra daemon flags, e.g. ['--client-secret-file', file] */
   daemonArgs?: string[];
+  /** a daemon the suite already runs (serving `token`) instead of a new one; close() leaves it running */
+  daemon?: TestDaemon;
   /** C_Login(CKU_USER, login) on the token's session after opening it */
   login?: string;
 }
@@ -39,7 +41,7 @@ export interface ModuleFixture {
   privateKey(label: string): Buffer;
   /** C_Finalize (if initialized) + C_Initialize, and new slots and sessions (the module forgets every state) */
   reinitialize(): void;
-  /** C_Finalize (if initialized), unload the module, stop the daemon, restore SIGNBRIDGE_SOCKET */
+  /** C_Finalize (if initialized), unload the module, stop the daemon it started, restore SIGNBRIDGE_SOCKET */
   close(): Promise<void>;
 }
 
@@ -55,7 +57,7 @@ function finalize(p11: pkcs11js.PKCS11): void {
 export async function openModule(opts: ModuleOptions = {}): Promise<ModuleFixture> {
   const token = testToken(opts.token);
   const edLabel = `${token.tokenLabel} EdDSA`;
-  const daemon = await startTestDaemon({ ...(opts.token ? { token: opts.token } : {}), ...(opts.daemonArgs ? { extraArgs: opts.daemonArgs } : {}) });
+  const daemon = opts.daemon ?? (await startTestDaemon({ ...(opts.token ? { token: opts.token } : {}), ...(opts.daemonArgs ? { extraArgs: opts.daemonArgs } : {}) }));
   const savedSocket = process.env.SIGNBRIDGE_SOCKET;
   process.env.SIGNBRIDGE_SOCKET = daemon.socket; // the module reads it at C_Initialize
   const p11 = new pkcs11js.PKCS11();
@@ -110,7 +112,7 @@ export async function openModule(opts: ModuleOptions = {}): Promise<ModuleFixtur
       } finally {
         if (savedSocket === undefined) delete process.env.SIGNBRIDGE_SOCKET;
         else process.env.SIGNBRIDGE_SOCKET = savedSocket;
-        await daemon.stop();
+        if (!opts.daemon) await daemon.stop();
       }
     },
   };

@@ -10,7 +10,9 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 },
+        // unit: in-process only (no daemon, child process, dlopen'ed module or SoftHSMv2 token; those
+        // tests live in integration/ or e2e/), so a test that takes seconds is a hang, not load
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 5_000, hookTimeout: 5_000 },
       },
       {
         extends: true,

@@ -1,5 +1,5 @@
 // sb_codec_harness: the C++ codec's verdict on a corpus, for the differential fuzz test
-// (test/unit/fuzz-codec.test.ts runs the same cases through the TypeScript decoder).
+// (test/integration/fuzz-codec.test.ts runs the same cases through the TypeScript decoder).
 //   sb_codec_harness <corpus-file>
 // The corpus is a sequence of records: u32 little-endian length, then that many bytes.
 // One line per record, tab-separated:

@@ -13,7 +13,7 @@ import { attr } from '../../src/core/objects.js';
 import * as C from '../../src/core/pkcs11.js';
 import { DaemonClient } from '../../src/ipc/client.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { signbridgeModule } from '../helpers/module.js';
+import { openModule, type ModuleFixture } from '../helpers/module-fixture.js';
 import { CKM_EDDSA, MECHANISMS, mechanism, publicKey, verifies, type Hash, type MechCase } from '../helpers/signing.js';
 import { testToken, type TestKey } from '../helpers/token.js';
 
@@ -23,6 +23,7 @@ const mech = (ckm: number): MechCase => MECHANISMS.find((m) => m.ckm === ckm)!;
 const work = mkdtempSync(join(tmpdir(), 'sb-audit-e2e-'));
 const auditFile = join(work, 'logs', 'audit.log');
 
+let mod: ModuleFixture;
 let d: TestDaemon;
 let p11: pkcs11js.PKCS11;
 let s: Buffer;
@@ -33,35 +34,16 @@ type Line = Record<string, unknown> & { key: Record<string, unknown>; peer: Reco
 const lines = (f = auditFile): Line[] => readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line);
 
 beforeAll(async () => {
-  d = await startTestDaemon({ token: 'matrix', extraArgs: ['--audit-log', auditFile] });
-  process.env.SIGNBRIDGE_SOCKET = d.env.SIGNBRIDGE_SOCKET; // read at connect; one module instance per file
-  p11 = new pkcs11js.PKCS11();
-  p11.load(signbridgeModule());
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-  let main: Buffer | undefined;
-  let ed: Buffer | undefined;
-  for (const slot of p11.C_GetSlotList(true)) {
-    const label = p11.C_GetTokenInfo(slot).label.trimEnd();
-    if (label === token.tokenLabel) main = slot;
-    if (label === `${token.tokenLabel} EdDSA`) ed = slot;
-  }
-  s = p11.C_OpenSession(main!, pkcs11js.CKF_SERIAL_SESSION);
-  es = p11.C_OpenSession(ed!, pkcs11js.CKF_SERIAL_SESSION);
-  for (const k of token.keys) {
-    const ses = k.type === 'ed25519' ? es : s;
-    p11.C_FindObjectsInit(ses, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: k.label }]);
-    const [h] = p11.C_FindObjects(ses, 1);
-    p11.C_FindObjectsFinal(ses);
-    if (!h) throw new Error(`no private key "${k.label}"`);
-    handles.set(k.label, h);
-  }
+  mod = await openModule({ token: 'matrix', daemonArgs: ['--audit-log', auditFile] });
+  ({ daemon: d, p11, session: s } = mod);
+  es = mod.edSession!;
+  for (const k of token.keys) handles.set(k.label, mod.privateKey(k.label));
 });
 
 afterAll(async () => {
   try {
-    p11?.C_Finalize();
+    await mod?.close();
   } finally {
-    await d?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 });

@@ -18,6 +18,7 @@ import { findOnPath, multiarch } from '../../src/demo/requirements.js';
 import { parseCertificate } from '../../src/core/der.js';
 import { createToken } from '../../src/softhsm/token-setup.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { openModule } from '../helpers/module-fixture.js';
 import { signbridgeModule } from '../helpers/module.js';
 import { describeRun, runCommand, type RunResult } from '../helpers/run.js';
 import { testKey } from '../helpers/token.js';
@@ -285,20 +286,12 @@ describe('the digest mechanisms the module adds for SunPKCS11 (C_Digest*, comput
   ];
   const message = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7 + 3) & 0xff));
 
-  it('lists CKM_SHA256/384/512 with CKF_DIGEST only, and digests single- and multi-part like node:crypto', () => {
-    const saved = process.env.SIGNBRIDGE_SOCKET;
-    process.env.SIGNBRIDGE_SOCKET = daemon.socket; // read by C_Initialize
-    const p11 = new pkcs11js.PKCS11();
-    p11.load(signbridgeModule());
-    p11.C_Initialize();
+  it('lists CKM_SHA256/384/512 with CKF_DIGEST only, and digests single- and multi-part like node:crypto', async () => {
+    const mod = await openModule({ token: 'matrix', daemon }); // this suite's daemon, the module in this process
+    const { p11, slot, edSlot, session: s } = mod;
     try {
-      const slots = p11.C_GetSlotList(true);
-      const slot = slots.find((x) => p11.C_GetTokenInfo(x).label.trim() === 'signbridge-matrix')!;
-      const edSlot = slots.find((x) => p11.C_GetTokenInfo(x).label.trim() === 'signbridge-matrix EdDSA')!;
-      expect(slot).toBeDefined();
       expect(edSlot).toBeDefined();
-      expect(p11.C_GetMechanismList(edSlot)).toEqual([0x1057]); // CKM_EDDSA: no hash-and-sign there, no digests
-      const s = p11.C_OpenSession(slot, P.CKF_SERIAL_SESSION!);
+      expect(p11.C_GetMechanismList(edSlot!)).toEqual([0x1057]); // CKM_EDDSA: no hash-and-sign there, no digests
       for (const h of HASHES) {
         expect(p11.C_GetMechanismList(slot)).toContain(h.ckm);
         const info = p11.C_GetMechanismInfo(slot, h.ckm);
@@ -318,12 +311,7 @@ describe('the digest mechanisms the module adds for SunPKCS11 (C_Digest*, comput
         expect(rvOf(() => p11.C_DigestFinal(s, Buffer.alloc(h.len)))).toBe(P.CKR_OPERATION_NOT_INITIALIZED);
       }
       // a digest mechanism does not sign; C_Digest cannot finish a multi-part digest; one op at a time
-      const key = (() => {
-        p11.C_FindObjectsInit(s, [{ type: P.CKA_CLASS!, value: P.CKO_PRIVATE_KEY! }, { type: P.CKA_LABEL!, value: 'rsa-2048' }]);
-        const k = p11.C_FindObjects(s, 1)[0]!;
-        p11.C_FindObjectsFinal(s);
-        return k;
-      })();
+      const key = mod.privateKey('rsa-2048');
       expect(rvOf(() => p11.C_SignInit(s, { mechanism: P.CKM_SHA256! }, key))).toBe(P.CKR_MECHANISM_INVALID);
       expect(rvOf(() => p11.C_DigestInit(s, { mechanism: P.CKM_SHA_1! }))).toBe(P.CKR_MECHANISM_INVALID);
       p11.C_DigestInit(s, { mechanism: P.CKM_SHA256! });
@@ -332,10 +320,7 @@ describe('the digest mechanisms the module adds for SunPKCS11 (C_Digest*, comput
       expect(rvOf(() => p11.C_Digest(s, message, Buffer.alloc(32)))).toBe(P.CKR_OPERATION_NOT_INITIALIZED);
       expect(rvOf(() => p11.C_DigestFinal(s, Buffer.alloc(32)))).toBe(P.CKR_OPERATION_NOT_INITIALIZED); // ended above
     } finally {
-      p11.C_Finalize();
-      p11.close();
-      if (saved === undefined) delete process.env.SIGNBRIDGE_SOCKET;
-      else process.env.SIGNBRIDGE_SOCKET = saved;
+      await mod.close();
     }
   });
 });

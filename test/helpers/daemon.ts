@@ -11,6 +11,8 @@ export interface TestDaemon extends RunningDaemon {
   logFile: string;
   /** env for a consumer process: SIGNBRIDGE_SOCKET (and SIGNBRIDGE_DEBUG for diagnosable failures) */
   env: NodeJS.ProcessEnv;
+  /** Stops the process (if it still runs) and starts a new one on the same socket, flags and log; `pid` follows. */
+  restart(): Promise<void>;
 }
 
 export async function startTestDaemon(
@@ -22,22 +24,32 @@ export async function startTestDaemon(
   const dir = mkdtempSync(join(tmpdir(), 'sbd-'));
   const logFile = join(dir, 'daemon.log');
   const socket = join(dir, 's.sock');
-  const d = await startDaemon({
-    socket,
-    softhsmConf: t.softhsmConf,
-    library: t.library,
-    tokenLabel: t.tokenLabel,
-    pinFile: t.pinFile,
-    logFile,
-    ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
-    ...(opts.env ? { env: opts.env } : {}),
-    ...(opts.cli ? { cli: opts.cli } : {}),
-  });
+  const start = () =>
+    startDaemon({
+      socket,
+      softhsmConf: t.softhsmConf,
+      library: t.library,
+      tokenLabel: t.tokenLabel,
+      pinFile: t.pinFile,
+      logFile,
+      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.cli ? { cli: opts.cli } : {}),
+    });
+  let d = await start();
   return {
-    ...d,
+    get pid() {
+      return d.pid;
+    },
+    socket,
     dir,
     logFile,
     env: { SIGNBRIDGE_SOCKET: socket, SIGNBRIDGE_DEBUG: '1' },
+    stderr: () => d.stderr(),
+    restart: async () => {
+      await d.stop();
+      d = await start();
+    },
     stop: async () => {
       await d.stop();
       if (!process.env.SIGNBRIDGE_KEEP_TEST_STATE) rmSync(dir, { recursive: true, force: true });

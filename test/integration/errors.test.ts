@@ -6,15 +6,14 @@ import { constants, publicDecrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { signbridgeModule } from '../helpers/module.js';
+import type { TestDaemon } from '../helpers/daemon.js';
+import { openModule, type ModuleFixture } from '../helpers/module-fixture.js';
 import {
   CKM_EDDSA, MECHANISMS, digest, digestInfo, mechanism, pssParams, publicKey, signatureLength, verifies, type MechCase,
 } from '../helpers/signing.js';
 import { testToken, type TestKey } from '../helpers/token.js';
 
 const token = testToken('matrix');
-const EDDSA_TOKEN = `${token.tokenLabel} EdDSA`;
 const key = (label: string): TestKey => token.keys.find((k) => k.label === label)!;
 const rsa2048 = key('rsa-2048');
 const rsa3072 = key('rsa-3072');
@@ -30,6 +29,7 @@ const CKS_RO_USER_FUNCTIONS = 1;
 // A PIN-shaped secret: it must never reach the daemon, its log or an error text (design.md "Login model").
 const SECRET_PIN = 'errors-test-pin-7d1f0c';
 
+let mod: ModuleFixture;
 let daemon: TestDaemon;
 let p11: pkcs11js.PKCS11;
 let mainSlot: Buffer;
@@ -58,51 +58,20 @@ function expectRv(fn: () => unknown, want: string, what = ''): void {
   expect(rvOf(fn), what).toBe(want);
 }
 
-function find(session: Buffer, template: pkcs11js.Template): Buffer[] {
-  p11.C_FindObjectsInit(session, template);
-  const found = p11.C_FindObjects(session, 100);
-  p11.C_FindObjectsFinal(session);
-  return found;
-}
-
-function sessionOf(k: TestKey): Buffer {
-  return k.type === 'ed25519' ? es : s;
-}
+const find = (session: Buffer, template: pkcs11js.Template): Buffer[] => mod.find(template, session);
 
 function h(k: TestKey): Buffer {
   return handles.get(k.label)!;
 }
 
 beforeAll(async () => {
-  daemon = await startTestDaemon({ token: 'matrix' });
-  process.env.SIGNBRIDGE_SOCKET = daemon.env.SIGNBRIDGE_SOCKET; // read at connect; one module instance per file
-  p11 = new pkcs11js.PKCS11();
-  p11.load(signbridgeModule());
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-  for (const slot of p11.C_GetSlotList(true)) {
-    const label = p11.C_GetTokenInfo(slot).label.trimEnd();
-    if (label === token.tokenLabel) mainSlot = slot;
-    if (label === EDDSA_TOKEN) edSlot = slot;
-  }
-  s = p11.C_OpenSession(mainSlot, pkcs11js.CKF_SERIAL_SESSION);
-  es = p11.C_OpenSession(edSlot, pkcs11js.CKF_SERIAL_SESSION);
-  for (const k of token.keys) {
-    const [found] = find(sessionOf(k), [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-      { type: pkcs11js.CKA_LABEL, value: k.label },
-    ]);
-    if (!found) throw new Error(`no private key "${k.label}"`);
-    handles.set(k.label, found);
-  }
+  mod = await openModule({ token: 'matrix' });
+  ({ daemon, p11, slot: mainSlot, session: s } = mod);
+  [edSlot, es] = [mod.edSlot!, mod.edSession!];
+  for (const k of token.keys) handles.set(k.label, mod.privateKey(k.label));
 });
 
-afterAll(async () => {
-  try {
-    p11?.C_Finalize();
-  } finally {
-    await daemon?.stop();
-  }
-});
+afterAll(() => mod?.close());
 
 describe('CKR_KEY_TYPE_INCONSISTENT', () => {
   it('an EC mechanism on an RSA key and an RSA mechanism on an EC key; nothing is started', () => {

@@ -13,7 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import type { TestDaemon } from '../helpers/daemon.js';
+import { openModule, type ModuleFixture } from '../helpers/module-fixture.js';
 import { signbridgeModule } from '../helpers/module.js';
 import {
   CKF_EC_F_P, CKF_EC_NAMEDCURVE, CKF_EC_UNCOMPRESS, CKG_MGF1, CKK_EC_EDWARDS, CKM_EDDSA, CKM_HASH, HASHES, HASH_LEN, MECHANISMS, type Hash, type MechCase,
@@ -34,11 +35,11 @@ const ALL_RSA_EC = [...mechanismsOf('rsa'), ...mechanismsOf('ec')].map((m) => m.
 // Long enough to cross SHA-512's 128-byte blocks several times; chunks below split it unevenly.
 const message = Buffer.from('signbridge mechanism matrix: ' + 'Lorem ipsum dolor sit amet. '.repeat(40));
 
+let mod: ModuleFixture;
 let daemon: TestDaemon;
 let p11: pkcs11js.PKCS11;
 let mainSlot: Buffer;
 let edSlot: Buffer;
-const sessions = new Map<string, Buffer>(); // token label → session
 const keyHandles = new Map<string, Buffer>(); // key label → private key handle
 
 function ckrOf(fn: () => unknown): number | 'ok' {
@@ -60,7 +61,7 @@ function expectCkr(fn: () => unknown, name: keyof typeof pkcs11js, what = ''): v
 }
 
 function sessionFor(k: TestKey): Buffer {
-  return sessions.get(k.type === 'ed25519' ? EDDSA_TOKEN : token.tokenLabel)!;
+  return mod.sessionFor(k);
 }
 
 function keyOf(k: TestKey): Buffer {
@@ -89,38 +90,13 @@ function reset(s: Buffer): void {
 }
 
 beforeAll(async () => {
-  daemon = await startTestDaemon({ token: 'matrix' });
-  // The module reads SIGNBRIDGE_SOCKET when it connects; set before C_Initialize (one instance per file).
-  process.env.SIGNBRIDGE_SOCKET = daemon.env.SIGNBRIDGE_SOCKET;
-  p11 = new pkcs11js.PKCS11();
-  p11.load(signbridgeModule());
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-  for (const slot of p11.C_GetSlotList(true)) {
-    const label = p11.C_GetTokenInfo(slot).label.trimEnd();
-    if (label === token.tokenLabel) mainSlot = slot;
-    if (label === EDDSA_TOKEN) edSlot = slot;
-    sessions.set(label, p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION));
-  }
-  for (const k of keys) {
-    const s = sessionFor(k);
-    p11.C_FindObjectsInit(s, [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-      { type: pkcs11js.CKA_LABEL, value: k.label },
-    ]);
-    const found = p11.C_FindObjects(s, 10);
-    p11.C_FindObjectsFinal(s);
-    if (found.length !== 1) throw new Error(`expected one private key "${k.label}" on its token, found ${found.length}`);
-    keyHandles.set(k.label, found[0]!);
-  }
+  mod = await openModule({ token: 'matrix' });
+  ({ daemon, p11, slot: mainSlot } = mod);
+  edSlot = mod.edSlot!; // checked by the first test
+  for (const k of keys) keyHandles.set(k.label, mod.privateKey(k.label));
 });
 
-afterAll(async () => {
-  try {
-    p11?.C_Finalize();
-  } finally {
-    await daemon?.stop();
-  }
-});
+afterAll(() => mod?.close());
 
 describe('mechanism list and info (C_GetMechanismList / C_GetMechanismInfo)', () => {
   it('serves the RSA/EC keys and the Ed25519 key from two slots', () => {

@@ -10,9 +10,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliPath, startDaemon, type RunningDaemon } from '../../src/demo/daemon-process.js';
+import { cliPath } from '../../src/demo/daemon-process.js';
 import { packageRoot } from '../../src/native/loader.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { openModule, type ModuleFixture } from '../helpers/module-fixture.js';
 import { signbridgeModule } from '../helpers/module.js';
 import { testToken } from '../helpers/token.js';
 
@@ -84,42 +85,17 @@ describe('fork()', () => {
 });
 
 describe('the daemon dies during a sign, and comes back', () => {
-  let dir: string;
-  let socket: string;
-  let daemon: RunningDaemon | undefined;
+  let mod: ModuleFixture;
   let p11: pkcs11js.PKCS11;
   let session: Buffer;
   let key: Buffer;
 
-  const start = () =>
-    startDaemon({
-      socket, softhsmConf: token.softhsmConf, library: token.library, tokenLabel: token.tokenLabel,
-      pinFile: token.pinFile, logFile: join(dir, 'daemon.log'),
-    });
-
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sbk-'));
-    socket = join(dir, 's.sock');
-    daemon = await start();
-    process.env.SIGNBRIDGE_SOCKET = socket; // read by C_Initialize
-    p11 = new pkcs11js.PKCS11();
-    p11.load(signbridgeModule());
-    p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    const [slot] = p11.C_GetSlotList(true);
-    session = p11.C_OpenSession(slot!, pkcs11js.CKF_SERIAL_SESSION);
-    p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_ID, value: Buffer.from('01', 'hex') }]);
-    [key] = p11.C_FindObjects(session, 1) as unknown as Buffer[];
-    p11.C_FindObjectsFinal(session);
+    mod = await openModule();
+    ({ p11, session } = mod);
+    key = mod.privateKey('rsa-3072');
   });
-  afterAll(async () => {
-    try {
-      p11?.C_Finalize();
-    } catch {
-      /* already finalized */
-    }
-    await daemon?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => mod?.close());
 
   const signSync = (msg: Buffer): Buffer => {
     p11.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS }, key);
@@ -132,7 +108,7 @@ describe('the daemon dies during a sign, and comes back', () => {
     expect(rsaOk(m1, signSync(m1))).toBe(true);
 
     // The daemon stops answering (SIGSTOP): the sign request sits in its socket.
-    process.kill(daemon!.pid, 'SIGSTOP');
+    process.kill(mod.daemon.pid, 'SIGSTOP');
     p11.C_SignInit(session, { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS }, key);
     let settled = false;
     const pending = p11.C_SignAsync(session, Buffer.from('during the kill'), Buffer.alloc(512)).then(
@@ -142,14 +118,13 @@ describe('the daemon dies during a sign, and comes back', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(settled, 'C_Sign must wait while the daemon is stopped').toBe(false);
     const killedAt = performance.now();
-    process.kill(daemon!.pid, 'SIGKILL');
+    process.kill(mod.daemon.pid, 'SIGKILL');
     const res = await pending;
     const ms = res.at - killedAt;
     expect(res.ok).toBe(false);
     expect(res.ok ? 0 : (res.e as pkcs11js.Pkcs11Error).code).toBe(pkcs11js.CKR_DEVICE_ERROR);
     expect(ms).toBeLessThan(1000);
     console.log(`daemon killed during C_Sign: CKR_DEVICE_ERROR ${ms.toFixed(1)} ms after SIGKILL`);
-    await daemon!.stop();
 
     // No daemon: fast CKR_DEVICE_ERROR, not a hang (the stale socket file is still there).
     const t0 = performance.now();
@@ -163,7 +138,7 @@ describe('the daemon dies during a sign, and comes back', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
 
     // Back on the same socket: the same session signs again, no C_Finalize/C_Initialize.
-    daemon = await start();
+    await mod.daemon.restart();
     const m2 = Buffer.from('after the restart');
     expect(rsaOk(m2, signSync(m2))).toBe(true);
     const m3 = Buffer.from('and again');

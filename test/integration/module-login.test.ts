@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../../src/demo/daemon-process.js';
-import { signbridgeModule } from '../helpers/module.js';
+import { openModule, type ModuleFixture } from '../helpers/module-fixture.js';
 import { testToken } from '../helpers/token.js';
 
 const token = testToken();
@@ -22,18 +21,10 @@ const CKS_RO_PUBLIC_SESSION = 0;
 const CKS_RO_USER_FUNCTIONS = 1;
 
 let dir: string;
-let socket: string;
-let logFile: string;
-let daemon: RunningDaemon | undefined;
+let mod: ModuleFixture;
 let p11: pkcs11js.PKCS11;
 let slot: Buffer;
 let s: Buffer;
-
-const start = () =>
-  startDaemon({
-    socket, softhsmConf: token.softhsmConf, library: token.library, tokenLabel: token.tokenLabel,
-    pinFile: token.pinFile, logFile, extraArgs: ['--client-secret-file', join(dir, 'client-secret'), '--log-level', 'debug'],
-  });
 
 function rv(fn: () => unknown): number {
   try {
@@ -67,25 +58,13 @@ function sign(session: Buffer, msg: Buffer): Buffer {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sbl-'));
-  socket = join(dir, 's.sock');
-  logFile = join(dir, 'daemon.log');
   writeFileSync(join(dir, 'client-secret'), `${SECRET}\n`, { mode: 0o600 });
-  daemon = await start();
-  process.env.SIGNBRIDGE_SOCKET = socket; // read at C_Initialize
-  p11 = new pkcs11js.PKCS11();
-  p11.load(signbridgeModule());
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-  [slot] = p11.C_GetSlotList(true) as [Buffer];
-  s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+  mod = await openModule({ daemonArgs: ['--client-secret-file', join(dir, 'client-secret'), '--log-level', 'debug'] });
+  ({ p11, slot, session: s } = mod);
 });
 
 afterAll(async () => {
-  try {
-    p11?.C_Finalize();
-  } catch {
-    /* finalized by a test */
-  }
-  await daemon?.stop();
+  await mod?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -125,13 +104,12 @@ describe('a token with CKF_LOGIN_REQUIRED (daemon --client-secret-file)', () => 
     sigs.forEach((sig, i) => expect(cryptoVerify('sha256', msgs[i]!, rsaPub, sig)).toBe(true));
     for (const x of sessions) p11.C_CloseSession(x);
     // the daemon saw one LOGIN per new connection, each with the right PIN
-    const lines = readFileSync(logFile, 'utf8').split('\n');
+    const lines = readFileSync(mod.daemon.logFile, 'utf8').split('\n');
     expect(lines.filter((l) => l.includes('LOGIN ok')).length).toBeGreaterThanOrEqual(2);
   });
 
   it('a restarted daemon: the next C_Sign in the same process logs in on the new connection and signs', async () => {
-    await daemon!.stop();
-    daemon = await start();
+    await mod.daemon.restart();
     const msg = Buffer.from('signed after a daemon restart');
     expect(cryptoVerify('sha256', msg, rsaPub, sign(s, msg))).toBe(true);
   });
@@ -149,10 +127,8 @@ describe('a token with CKF_LOGIN_REQUIRED (daemon --client-secret-file)', () => 
   });
 
   it('C_Finalize forgets the login: after C_Initialize the keys are hidden until C_Login', () => {
-    p11.C_Finalize();
-    p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    [slot] = p11.C_GetSlotList(true) as [Buffer];
-    s = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    mod.reinitialize(); // C_Finalize, C_Initialize, a new session
+    ({ slot, session: s } = mod);
     expect(privateKeys(s)).toEqual([]);
     expect(p11.C_GetSessionInfo(s).state).toBe(CKS_RO_PUBLIC_SESSION);
   });
@@ -167,7 +143,7 @@ describe('a token with CKF_LOGIN_REQUIRED (daemon --client-secret-file)', () => 
   });
 
   it('the secret and the wrong PIN never appear in the daemon log', () => {
-    const log = readFileSync(logFile, 'utf8');
+    const log = readFileSync(mod.daemon.logFile, 'utf8');
     expect(log.length).toBeGreaterThan(0);
     expect(log).not.toContain(SECRET);
     expect(log).not.toContain(WRONG);

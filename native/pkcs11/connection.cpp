@@ -34,6 +34,7 @@ int wait_fd(int fd, short events, int64_t deadline) {
 }
 
 long process_id() { return static_cast<long>(getpid()); }
+long user_id() { return static_cast<long>(getuid()); }
 
 std::string default_socket_path() {
   if (const char* x = getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/signbridge/signbridge.sock";
@@ -89,16 +90,16 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& path, bo
         if (soerr == 0) break;
         w = soerr;
       }
-      return Status(CKR_DEVICE_ERROR, unreachable(path, strerror(w)));
+      return Status(CKR_DEVICE_ERROR, unreachable(path, strerror(w))).with_notice(NoticeCause::Unreachable);
     }
     if (e == EAGAIN) {  // unix socket backlog full: the daemon is alive but busy, try again
-      if (now_ms() >= deadline) return Status(CKR_DEVICE_ERROR, unreachable(path, "connection backlog full, timed out"));
+      if (now_ms() >= deadline) return Status(CKR_DEVICE_ERROR, unreachable(path, "connection backlog full, timed out")).with_notice(NoticeCause::Unreachable);
       usleep(1000);
       continue;
     }
     // No socket file, or a socket nobody listens on (a daemon that died): no daemon at all.
     *absent = e == ENOENT || e == ECONNREFUSED;
-    return Status(CKR_DEVICE_ERROR, unreachable(path, strerror(e)));
+    return Status(CKR_DEVICE_ERROR, unreachable(path, strerror(e))).with_notice(NoticeCause::Unreachable);
   }
   // Connected: only our uid or root may answer, checked before a byte is sent (peer_trust.h).
   RETURN_IF_ERROR(check_peer(fd, path));

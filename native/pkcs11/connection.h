@@ -19,8 +19,9 @@ int64_t now_ms();
 // ETIMEDOUT, or an errno.
 int wait_fd(int fd, short events, int64_t deadline);
 
-// This process's id (HELLO names the client with it).
+// This process's id (HELLO names the client with it) and its user's id (for error text).
 long process_id();
+long user_id();
 
 // design.md "Environment": $XDG_RUNTIME_DIR/signbridge/signbridge.sock, else
 // /tmp/signbridge-<uid>/signbridge.sock.

@@ -13,6 +13,13 @@ namespace {
 constexpr size_t MAX_IDLE = 4;
 constexpr const char* CLIENT_NAME = "libsignbridge-pkcs11/0.1.0";
 
+// "1" or "1..2": the protocol versions this module speaks (protocol.md "HELLO").
+std::string proto_range() {
+  std::string s = std::to_string(proto::VERSION_MIN);
+  if (proto::VERSION_MAX != proto::VERSION_MIN) s += ".." + std::to_string(proto::VERSION_MAX);
+  return s;
+}
+
 // ---- The one generic call: encode → round trip → decode → check rv -------------------------
 // Split in two halves only so LOGIN can encode under the PIN lock and wait without it.
 
@@ -106,15 +113,39 @@ Result<std::unique_ptr<Connection>> DaemonClient::connect_greet(bool* absent, in
   proto::HelloReply reply;
   bool stale = false;
   Status s = call(*conn, proto::Call::Hello, hello, reply, hello_timeout_ms, stale);
+  const std::string ours = proto_range();
   // A daemon that refuses HELLO is as good as none for every slot call (design.md).
-  if (!s.ok()) return Status(CKR_DEVICE_ERROR, s.message());
+  if (!s.ok() && stale)  // closed before a byte of the reply: the daemon refuses this process
+    return Status(CKR_DEVICE_ERROR, "the signbridge daemon at " + cfg_.socket_path +
+                                        " closed the connection without answering: it serves only its own user (this process runs as uid " +
+                                        std::to_string(user_id()) +
+                                        "); run the tool as the daemon's user, or start the daemon with --allow-uid " +
+                                        std::to_string(user_id()) + " (its log names the refusal)")
+        .with_notice(NoticeCause::RefusedByDaemon);
+  if (!s.ok() && !conn->broken)  // an error reply: the daemon does not accept our versions
+    return Status(CKR_DEVICE_ERROR, "module speaks protocol " + ours + ", the daemon at " + cfg_.socket_path +
+                                        " does not (it answered: " + s.message() +
+                                        "): use the same signbridge version on both sides")
+        .with_notice(NoticeCause::VersionMismatch);
+  if (!s.ok()) return Status(CKR_DEVICE_ERROR, s.message()).with_notice(s.notice());
   if (reply.version < proto::VERSION_MIN || reply.version > proto::VERSION_MAX)
-    return Status(CKR_DEVICE_ERROR, "the signbridge daemon at " + cfg_.socket_path + " chose protocol " +
-                                        std::to_string(reply.version) + ", the module speaks 1..1: install matching versions");
+    return Status(CKR_DEVICE_ERROR, "module speaks protocol " + ours + ", daemon " + std::to_string(reply.version) +
+                                        " (" + cfg_.socket_path + "): use the same signbridge version on both sides")
+        .with_notice(NoticeCause::VersionMismatch);
   return conn;
 }
 
+// The one place a connection attempt finally fails: say it once on stderr (notice.h).
 Result<std::unique_ptr<Connection>> DaemonClient::connect_fresh() {
+  auto r = connect_or_start();
+  if (!r.ok()) {
+    NoticeCause cause = r.status().notice();
+    notice_once(cause == NoticeCause::None ? NoticeCause::Unreachable : cause, r.status().message());
+  }
+  return r;
+}
+
+Result<std::unique_ptr<Connection>> DaemonClient::connect_or_start() {
   bool absent = false;
   auto r = connect_greet(&absent, cfg_.meta_timeout_ms);
   if (r.ok() || !absent) return r;
@@ -245,7 +276,12 @@ Status DaemonClient::sign(const proto::Bytes& key_handle, uint64_t mechanism, ui
     proto::SignRequestView req{{key_handle.data(), key_handle.size()}, mechanism, hash_alg, mgf, salt_len, {data, data_len}};
     proto::SignReplyView reply;  // the signature, read in place from the connection's buffer
     // protocol.md "SIGN": daemon error replies pass through to the tool.
-    RETURN_IF_ERROR(call(c, proto::Call::Sign, req, reply, timeout_ms, stale));
+    Status s = call(c, proto::Call::Sign, req, reply, timeout_ms, stale);
+    if (s.rv() == CKR_USER_NOT_LOGGED_IN)  // the tool never logged in; its own error names no cause
+      notice_once(NoticeCause::LoginRequired,
+                  "the signbridge daemon at " + c.path() +
+                      " requires a login before signing: give the tool the client secret as its PIN (e.g. pkcs11-tool --login --pin, osslsigncode -pass, jarsigner -storepass); the daemon reads it from --client-secret-file");
+    RETURN_IF_ERROR(s);
     if (reply.signature.size != sig_len)
       return Status(CKR_DEVICE_ERROR, "the signbridge daemon returned a " + std::to_string(reply.signature.size) +
                                           "-byte signature, expected " + std::to_string(sig_len));

@@ -54,6 +54,7 @@ class DaemonClient {
   Status with_connection(int timeout_ms, Fn&& round_trip);
   Status relogin(Connection& c, int timeout_ms, bool& stale);
   Result<std::unique_ptr<Connection>> connect_fresh();
+  Result<std::unique_ptr<Connection>> connect_or_start();
   Result<std::unique_ptr<Connection>> connect_greet(bool* absent, int hello_timeout_ms);
   std::unique_ptr<Connection> take_idle();
   void give_back(std::unique_ptr<Connection> c);

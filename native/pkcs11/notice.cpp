@@ -18,6 +18,7 @@ bool quiet() {
 }  // namespace
 
 void notice_once(NoticeCause cause, const std::string& line) {
+  if (cause == NoticeCause::None) return;
   // exchange: exactly one thread of the process prints, even when several fail at once.
   if (g_said[static_cast<int>(cause)].exchange(true) || quiet()) return;
   std::string s = "signbridge: " + line + "\n";

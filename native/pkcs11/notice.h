@@ -7,12 +7,19 @@
 
 namespace sb {
 
+// One default line per process for each; None: an ordinary failure (SIGNBRIDGE_DEBUG only).
 enum class NoticeCause : int {
-  UntrustedDaemon = 0,  // the socket's owner or directory is not ours (README "Security model")
+  None = -1,
+  Unreachable = 0,   // no daemon answers at the socket (nor did autostart start one)
+  UntrustedDaemon,   // the socket's owner or directory is not ours (README "Security model")
+  RefusedByDaemon,   // the daemon closed the connection unanswered (another uid)
+  VersionMismatch,   // module and daemon speak different protocol versions
+  LoginRequired,     // the daemon wants the client secret through C_Login first
   Count
 };
 
-// Prints "signbridge: <line>" on stderr the first time `cause` happens in this process.
+// Prints "signbridge: <line>" on stderr the first time `cause` happens in this process
+// (nothing for NoticeCause::None).
 void notice_once(NoticeCause cause, const std::string& line);
 
 }  // namespace sb

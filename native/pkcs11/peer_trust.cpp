@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "notice.h"
 
 namespace sb {
 
@@ -32,10 +31,7 @@ std::string who(uid_t uid) {
   return s;
 }
 
-Status refuse(const std::string& line) {
-  notice_once(NoticeCause::UntrustedDaemon, line);
-  return Status(CKR_DEVICE_ERROR, line);
-}
+Status refuse(const std::string& line) { return Status(CKR_DEVICE_ERROR, line).with_notice(NoticeCause::UntrustedDaemon); }
 
 }  // namespace
 
@@ -47,7 +43,8 @@ Status check_socket_dir(const std::string& socket_path, bool* missing) {
     if (errno == ENOENT) {
       *missing = true;
       return Status(CKR_DEVICE_ERROR, "cannot reach the signbridge daemon at " + socket_path + " (" + dir +
-                                          " does not exist); start it with \"signbridge daemon ...\" or set SIGNBRIDGE_SOCKET");
+                                          " does not exist); start it with \"signbridge daemon ...\" or set SIGNBRIDGE_SOCKET")
+          .with_notice(NoticeCause::Unreachable);
     }
     return Status(CKR_DEVICE_ERROR, "cannot check the socket directory " + dir + ": " + strerror(errno));
   }

@@ -7,7 +7,7 @@
 //      us or root, not writable by group or others — what the daemon itself requires;
 //   2. the listening peer (every path): SO_PEERCRED uid is ours or 0.
 // A refusal is a Status like "daemon unreachable" (CKR_DEVICE_ERROR) whose message says who owns
-// what and what to do; it is also printed once per process on stderr (notice.h).
+// what and what to do, marked to be printed once per process on stderr (notice.h).
 #pragma once
 #include <string>
 

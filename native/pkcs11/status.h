@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "notice.h"
 #include "p11.h"
 
 namespace sb {
@@ -17,10 +18,18 @@ class Status {
   bool ok() const { return rv_ == CKR_OK; }
   CK_RV rv() const { return rv_; }
   const std::string& message() const { return msg_; }
+  // A failure the user should hear about without SIGNBRIDGE_DEBUG (notice.h); the client
+  // prints it once where a connection attempt finally fails.
+  Status&& with_notice(NoticeCause c) && {
+    cause_ = c;
+    return std::move(*this);
+  }
+  NoticeCause notice() const { return cause_; }
 
  private:
   CK_RV rv_ = CKR_OK;
   std::string msg_;
+  NoticeCause cause_ = NoticeCause::None;
 };
 
 template <class T>

@@ -22,7 +22,7 @@ const FORMS = {
 };
 
 /** Parses the .def text into { consts, calls, records }; throws with the line number on anything else. */
-export function parseDef(text) {
+function parseDef(text) {
   const consts = new Map(); // name -> { type, expr, value }
   const calls = [];
   const records = new Map(); // name -> [{ name, type, rule? }]
@@ -111,7 +111,7 @@ const UPPER = (name) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase(
 const TS_TYPE = { u8: 'number', u16: 'number', u32: 'number', u64: 'bigint', bytes: 'Buffer', str: 'string' };
 
 /** The TypeScript module for a parsed .def. */
-export function render({ consts, calls, records }) {
+function render({ consts, calls, records }) {
   const out = [];
   out.push(`// GENERATED from ${DEF} by scripts/gen-protocol.mjs — do not edit; run \`npm run gen:protocol\`.`);
   out.push('// The call table, field lists and limits of the wire protocol (docs/protocol.md); src/ipc/protocol.ts');
@@ -178,4 +178,9 @@ function main() {
   console.log(`wrote ${OUT} from ${DEF}`);
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();
+try {
+  main();
+} catch (e) {
+  console.error(String(e instanceof Error ? e.message : e));
+  process.exit(2);
+}

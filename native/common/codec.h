@@ -17,15 +17,15 @@ namespace detail {
 
 struct Encoder {
   wire::Writer& w;
-  template <class Rule> void operator()(wt::u8, uint8_t v, const Rule&) { w.u8(v); }
-  template <class Rule> void operator()(wt::u16, uint16_t v, const Rule&) { w.u16(v); }
-  template <class Rule> void operator()(wt::u32, uint32_t v, const Rule&) { w.u32(v); }
-  template <class Rule> void operator()(wt::u64, uint64_t v, const Rule&) { w.u64(v); }
-  template <class Rule> void operator()(wt::bytes, const Bytes& v, const Rule&) { w.bytes(v); }
-  template <class Rule> void operator()(wt::bytes, const wire::ByteView& v, const Rule&) { w.bytes(v.data, v.size); }
-  template <class Rule> void operator()(wt::str, const std::string& v, const Rule&) { w.str(v); }
+  template <class Rule> void operator()(wt::u8, uint8_t v, const char*, const Rule&) { w.u8(v); }
+  template <class Rule> void operator()(wt::u16, uint16_t v, const char*, const Rule&) { w.u16(v); }
+  template <class Rule> void operator()(wt::u32, uint32_t v, const char*, const Rule&) { w.u32(v); }
+  template <class Rule> void operator()(wt::u64, uint64_t v, const char*, const Rule&) { w.u64(v); }
+  template <class Rule> void operator()(wt::bytes, const Bytes& v, const char*, const Rule&) { w.bytes(v); }
+  template <class Rule> void operator()(wt::bytes, const wire::ByteView& v, const char*, const Rule&) { w.bytes(v.data, v.size); }
+  template <class Rule> void operator()(wt::str, const std::string& v, const char*, const Rule&) { w.str(v); }
   template <class Item, class Rule>
-  void operator()(wt::array<Item>, const std::vector<Item>& items, const Rule&) {
+  void operator()(wt::array<Item>, const std::vector<Item>& items, const char*, const Rule&) {
     w.u32(static_cast<uint32_t>(items.size()));
     for (const Item& i : items) write_body(w, i);
   }
@@ -42,24 +42,24 @@ inline void check(wire::Reader& r, size_t len, const MaxLen& m) {
 
 struct Decoder {
   wire::Reader& r;
-  template <class Rule> void operator()(wt::u8, uint8_t& v, const Rule& rule) { v = r.u8(); check(r, uint64_t{v}, rule); }
-  template <class Rule> void operator()(wt::u16, uint16_t& v, const Rule& rule) { v = r.u16(); check(r, uint64_t{v}, rule); }
-  template <class Rule> void operator()(wt::u32, uint32_t& v, const Rule& rule) { v = r.u32(); check(r, uint64_t{v}, rule); }
-  template <class Rule> void operator()(wt::u64, uint64_t& v, const Rule& rule) { v = r.u64(); check(r, v, rule); }
-  template <class Rule> void operator()(wt::bytes, Bytes& v, const Rule& rule) {
+  template <class Rule> void operator()(wt::u8, uint8_t& v, const char*, const Rule& rule) { v = r.u8(); check(r, uint64_t{v}, rule); }
+  template <class Rule> void operator()(wt::u16, uint16_t& v, const char*, const Rule& rule) { v = r.u16(); check(r, uint64_t{v}, rule); }
+  template <class Rule> void operator()(wt::u32, uint32_t& v, const char*, const Rule& rule) { v = r.u32(); check(r, uint64_t{v}, rule); }
+  template <class Rule> void operator()(wt::u64, uint64_t& v, const char*, const Rule& rule) { v = r.u64(); check(r, v, rule); }
+  template <class Rule> void operator()(wt::bytes, Bytes& v, const char*, const Rule& rule) {
     r.bytes(v);  // reuses v's capacity (the module's buffers on its hot path)
     check(r, v.size(), rule);
   }
-  template <class Rule> void operator()(wt::bytes, wire::ByteView& v, const Rule& rule) {
+  template <class Rule> void operator()(wt::bytes, wire::ByteView& v, const char*, const Rule& rule) {
     v = r.bytes();  // in place: valid as long as the reader's buffer
     check(r, v.size, rule);
   }
-  template <class Rule> void operator()(wt::str, std::string& v, const Rule& rule) {
+  template <class Rule> void operator()(wt::str, std::string& v, const char*, const Rule& rule) {
     r.str(v);
     check(r, v.size(), rule);
   }
   template <class Item, class Rule>
-  void operator()(wt::array<Item>, std::vector<Item>& items, const Rule&) {
+  void operator()(wt::array<Item>, std::vector<Item>& items, const char*, const Rule&) {
     // The count is bounded by what is left before anything is allocated (Reader::count).
     items.resize(r.count(MinSize<Item>::value));
     for (Item& i : items) {

@@ -82,7 +82,7 @@ struct Equals {
 #include "protocol.def"
 #include "protocol_def_close.h"
 
-// ---- pass 2: each record's fields, for the codec (visitor gets wire type, member, name, rule) ----
+// ---- pass 2: each record's fields in wire order: v(wire type, member, "name", rule) ----
 template <class M> struct Fields;
 #include "protocol_def_open.h"
 #undef SB_RECORD
@@ -96,11 +96,11 @@ template <class M> struct Fields;
   template <class Rep> struct Fields<Name##T<Rep>> { \
     template <class M, class V>                  \
     static void each(M& m, V&& v) {
-#define SB_FIELD(type, name) v(wt::type{}, m.name, NoRule{});
-#define SB_FIELD_MAX(type, name, limit) v(wt::type{}, m.name, MaxLen{limit, #name " longer than the protocol allows"});
-#define SB_FIELD_IS(type, name, value) v(wt::type{}, m.name, Equals{value, "wrong " #name});
-#define SB_FIELD_INIT(type, name, value) v(wt::type{}, m.name, NoRule{});
-#define SB_ARRAY(Record, name) v(wt::array<Record>{}, m.name, NoRule{});
+#define SB_FIELD(type, name) v(wt::type{}, m.name, #name, NoRule{});
+#define SB_FIELD_MAX(type, name, limit) v(wt::type{}, m.name, #name, MaxLen{limit, #name " longer than the protocol allows"});
+#define SB_FIELD_IS(type, name, value) v(wt::type{}, m.name, #name, Equals{value, "wrong " #name});
+#define SB_FIELD_INIT(type, name, value) v(wt::type{}, m.name, #name, NoRule{});
+#define SB_ARRAY(Record, name) v(wt::array<Record>{}, m.name, #name, NoRule{});
 #define SB_END(Name) \
   }                  \
   };

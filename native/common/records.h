@@ -43,10 +43,10 @@ template <class Rep, class W>
 using field_t = typename FieldType<Rep, W>::type;
 
 // Smallest encoding of a wire type (an empty bytes/str/array is its u32 length or count).
-template <class W> constexpr size_t min_wire_size = 4;
-template <> constexpr size_t min_wire_size<wt::u8> = 1;
-template <> constexpr size_t min_wire_size<wt::u16> = 2;
-template <> constexpr size_t min_wire_size<wt::u64> = 8;
+template <class W> inline constexpr size_t min_wire_size = 4;
+template <> inline constexpr size_t min_wire_size<wt::u8> = 1;
+template <> inline constexpr size_t min_wire_size<wt::u16> = 2;
+template <> inline constexpr size_t min_wire_size<wt::u64> = 8;
 
 // Field rules (protocol.def SB_FIELD_MAX / SB_FIELD_IS), applied by the decoder.
 struct NoRule {};

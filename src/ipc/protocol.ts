@@ -4,9 +4,8 @@
 // from. After p11-kit's rpc-message.h: one table of calls with their field signatures drives both
 // encoder and decoder; decoding is bounded and its errors are sticky (wire.ts); framing (length
 // prefix) lives in framing.ts.
-import * as T from './protocol-table.generated.js';
 import {
-  CALLS, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_KEY_HANDLE, MAX_LENGTH, MIN_LENGTH,
+  CALLS, CKU_USER_TYPE, HELLO_MAGIC, VERSION_MAX, VERSION_MIN, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_KEY_HANDLE, MAX_LENGTH, MIN_LENGTH,
   type FieldRule, type FieldType, type Records, type ReplyBodies, type RequestBodies, type Struct,
 } from './protocol-table.generated.js';
 import { Reader, Writer, protocolError } from './wire.js';
@@ -15,11 +14,11 @@ import type { SignbridgeError } from '../core/errors.js';
 export { CALLS, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_KEY_HANDLE, MAX_LENGTH, MIN_LENGTH, Reader, Writer };
 export type { Field, FieldRule, FieldType, ReplyBodies, RequestBodies, Struct, WireType } from './protocol-table.generated.js';
 // The names this module has always exported, for the table's constants.
-export const MAGIC = T.HELLO_MAGIC; // "SBG1" little-endian
-export const PROTOCOL_MIN_VERSION = T.VERSION_MIN;
-export const PROTOCOL_MAX_VERSION = T.VERSION_MAX;
+export const MAGIC = HELLO_MAGIC; // "SBG1" little-endian
+export const PROTOCOL_MIN_VERSION = VERSION_MIN;
+export const PROTOCOL_MAX_VERSION = VERSION_MAX;
 /** CK_USER_TYPE CKU_USER (PKCS#11 v2.40 §3.4): the only user type LOGIN accepts (protocol.md "LOGIN"). */
-export const CKU_USER = T.CKU_USER_TYPE;
+export const CKU_USER = CKU_USER_TYPE;
 
 export type KindName = 'request' | 'reply';
 
@@ -48,7 +47,6 @@ export type LoginRequest = Records['LoginRequest'];
 export type Empty = Record<string, never>;
 /** LOGIN's reply has no fields after rv (an intersection with Empty would forbid `rv`). */
 export type NoFields = Record<never, never>;
-
 
 /** A reply body: `rv` first, then the call's fields (rv == 0) or `message` (protocol.md "Reply envelope"). */
 export type ReplyBody<C extends CallName> = ({ rv: 0 } & ReplyBodies[C]) | { rv: number; message: string };

@@ -13,7 +13,8 @@ import {
   CKO_CERTIFICATE, CKO_PRIVATE_KEY, CKR_FUNCTION_FAILED, CKR_KEY_HANDLE_INVALID, CKR_PIN_INCORRECT,
 } from '../src/core/pkcs11.js';
 import {
-  CALLS, CKU_USER, KIND_REPLY, KIND_REQUEST, MAGIC, MAX_FRAME, Writer, encodeMessage, messageToJson, type Message,
+  CALLS, CKU_USER, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAGIC, MAX_FRAME, MIN_LENGTH, Writer, encodeMessage, messageToJson,
+  type Message,
 } from '../src/ipc/protocol.js';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'frames');
@@ -112,8 +113,8 @@ const good: Record<string, Message> = {
 };
 
 function raw(call: number, kind: number, id: number, body: Buffer, lengthOverride?: number): Buffer {
-  const h = Buffer.alloc(10);
-  h.writeUInt32LE(lengthOverride ?? 6 + body.length, 0);
+  const h = Buffer.alloc(HEADER_SIZE);
+  h.writeUInt32LE(lengthOverride ?? MIN_LENGTH + body.length, 0);
   h[4] = call;
   h[5] = kind;
   h.writeUInt32LE(id, 6);
@@ -122,15 +123,15 @@ function raw(call: number, kind: number, id: number, body: Buffer, lengthOverrid
 
 const signBody = new Writer();
 signBody.bytes(keyHandle).u64(CKM_ECDSA).u64(CKM_SHA256).u64(0).u32(0);
-const signPrefix = signBody.frame(CALLS.SIGN.code, KIND_REQUEST, 9).subarray(10);
+const signPrefix = signBody.frame(CALLS.SIGN.code, KIND_REQUEST, 9).subarray(HEADER_SIZE);
 
 const bad: Record<string, Buffer> = {
   // Framing is consistent, but the SIGN body ends inside `data` (its length says 32, 16 follow).
   'bad-truncated-body': raw(CALLS.SIGN.code, KIND_REQUEST, 9, Buffer.concat([signPrefix, u32(32), pattern(16, 1)])),
   // length = MAX_FRAME - 3: one over the bound; the body is not there (it must not be awaited).
   'bad-length-too-large': raw(CALLS.GET_INVENTORY.code, KIND_REQUEST, 10, Buffer.alloc(0), MAX_FRAME - 3),
-  // length 5 < 6: cannot even hold call, kind and id.
-  'bad-length-too-small': Buffer.concat([u32(5), Buffer.from([0x02, 0x00, 0x0b, 0x00, 0x00])]),
+  // length 5 < MIN_LENGTH (6): cannot even hold call, kind and id.
+  'bad-length-too-small': Buffer.concat([u32(MIN_LENGTH - 1), Buffer.from([CALLS.GET_INVENTORY.code, KIND_REQUEST, 0x0b, 0x00, 0x00])]),
   // call 0x05 is reserved (protocol.md "Call table"; 0x04 is LOGIN since the client secret).
   'bad-unknown-call': raw(0x05, KIND_REQUEST, 12, Buffer.alloc(0)),
   // LOGIN request whose pin says 64 bytes where 4 follow.

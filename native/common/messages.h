@@ -1,90 +1,20 @@
-// Messages of protocol version 1 (docs/protocol.md "Call table") and their codec.
-// Body decoders read from a bounded Reader; the frame-level decode checks the call table,
-// the kind, the reply envelope and that the body is consumed exactly.
+// Messages of protocol version 1 (docs/protocol.md "Call table"). The structs (HelloRequest,
+// InventoryReply, SignRequestView …) and their body codec come from protocol.def (records.h,
+// codec.h); this file adds the frame level: the frame decoder checks the call table, the kind,
+// the reply envelope and that the body is consumed exactly.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "codec.h"
 #include "framing.h"
 #include "protocol.h"
+#include "records.h"
 #include "wire.h"
 
 namespace sb::proto {
-
-using Bytes = std::vector<uint8_t>;
-
-struct HelloRequest {
-  uint32_t magic = HELLO_MAGIC;
-  uint16_t min_version = VERSION_MIN;
-  uint16_t max_version = VERSION_MAX;
-  std::string client;
-};
-struct HelloReply {
-  uint16_t version = 0;
-  std::string server;
-};
-struct InventoryRequest {};  // empty body
-struct Mechanism {
-  uint64_t type = 0;
-  uint32_t min_key_size = 0;
-  uint32_t max_key_size = 0;
-  uint32_t flags = 0;
-};
-struct Attribute {
-  uint64_t type = 0;
-  Bytes value;
-};
-struct Object {
-  Bytes key_handle;
-  std::vector<Attribute> attributes;
-};
-struct Slot {
-  uint32_t slot_id = 0;
-  std::string slot_description, manufacturer, token_label, token_model, token_serial;
-  uint32_t token_flags = 0;
-  std::vector<Mechanism> mechanisms;
-  std::vector<Object> objects;
-};
-struct InventoryReply {
-  uint64_t generation = 0;
-  std::vector<Slot> slots;
-};
-struct SignRequest {
-  Bytes key_handle;
-  uint64_t mechanism = 0, hash_alg = 0, mgf = 0;
-  uint32_t salt_len = 0;
-  Bytes data;
-};
-struct SignReply {
-  Bytes signature;
-};
-// protocol.md "LOGIN": the pin is a secret; whoever holds one of these wipes it.
-struct LoginRequest {
-  uint32_t slot_id = 0;
-  uint64_t user_type = 0;
-  Bytes pin;
-};
-struct LoginReply {};  // rv only
-
-// Zero-copy forms for the module's signing path: the request is encoded straight from the
-// caller's buffers and the signature is read in place from the connection's buffer.
-struct SignRequestView {
-  wire::ByteView key_handle;
-  uint64_t mechanism = 0, hash_alg = 0, mgf = 0;
-  uint32_t salt_len = 0;
-  wire::ByteView data;
-};
-struct SignReplyView {
-  wire::ByteView signature;
-};
-// The module encodes LOGIN straight from its own PIN buffer (no extra copy of the secret).
-struct LoginRequestView {
-  uint32_t slot_id = 0;
-  uint64_t user_type = 0;
-  wire::ByteView pin;
-};
 
 // Reply envelope (protocol.md "Reply envelope"): rv, then message when rv != 0.
 struct ReplyStatus {
@@ -92,31 +22,15 @@ struct ReplyStatus {
   std::string message;
 };
 
-// Body encoders/decoders (no header, no envelope).
-void write_body(wire::Writer& w, const HelloRequest& m);
-void write_body(wire::Writer& w, const HelloReply& m);
-void write_body(wire::Writer& w, const InventoryRequest& m);
-void write_body(wire::Writer& w, const InventoryReply& m);
-void write_body(wire::Writer& w, const SignRequest& m);
-void write_body(wire::Writer& w, const SignReply& m);
-void write_body(wire::Writer& w, const SignRequestView& m);
-void write_body(wire::Writer& w, const LoginRequest& m);
-void write_body(wire::Writer& w, const LoginRequestView& m);
-void write_body(wire::Writer& w, const LoginReply& m);
-void read_body(wire::Reader& r, HelloRequest& m);
-void read_body(wire::Reader& r, HelloReply& m);
-void read_body(wire::Reader& r, InventoryRequest& m);
-void read_body(wire::Reader& r, InventoryReply& m);
-void read_body(wire::Reader& r, SignRequest& m);
-void read_body(wire::Reader& r, SignReply& m);
-void read_body(wire::Reader& r, SignReplyView& m);
-void read_body(wire::Reader& r, LoginRequest& m);
-void read_body(wire::Reader& r, LoginReply& m);
-
 // A whole frame, decoded. For replies, `status` holds the envelope and `body` is monostate
-// when rv != 0.
-using Body = std::variant<std::monostate, HelloRequest, HelloReply, InventoryRequest,
-                          InventoryReply, SignRequest, SignReply, LoginRequest, LoginReply>;
+// when rv != 0. The alternatives are every call's request and reply record (protocol.def).
+using Body = std::variant<std::monostate
+#include "protocol_def_open.h"
+#undef SB_CALL
+#define SB_CALL(code, NAME, Id, Req, Rep) , Req, Rep
+#include "protocol.def"
+#include "protocol_def_close.h"
+                          >;
 struct Frame {
   Call call = Call::Hello;
   Kind kind = Kind::Request;

@@ -1,25 +1,38 @@
-// Wire protocol constants and the call table (docs/protocol.md, version 1).
-// Mirrored by src/ipc/protocol.ts; shipped calls never change.
+// Wire protocol constants and the call table (docs/protocol.md, version 1), generated from
+// protocol.def, the one definition src/ipc/protocol-table.generated.ts also comes from.
+// Shipped calls never change.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 namespace sb::proto {
 
-constexpr uint32_t MAX_FRAME = 4u * 1024u * 1024u;  // header included (protocol.md "Framing")
-constexpr size_t HEADER_SIZE = 10;                   // u32 length, u8 call, u8 kind, u32 id
-constexpr uint32_t MIN_LENGTH = 6;                   // `length` counts call+kind+id+body
-constexpr uint32_t MAX_LENGTH = MAX_FRAME - 4;
+// Constant types as protocol.def spells them.
+namespace def_types {
+using u8 = uint8_t;
+using u16 = uint16_t;
+using u32 = uint32_t;
+using u64 = uint64_t;
+using size = size_t;
+}  // namespace def_types
 
-constexpr uint32_t HELLO_MAGIC = 0x31474253;  // "SBG1" little-endian
-constexpr uint16_t VERSION_MIN = 1;
-constexpr uint16_t VERSION_MAX = 1;
-constexpr size_t MAX_KEY_HANDLE = 255;  // protocol.md "object": key_handle at most 255 bytes
-constexpr uint64_t CKU_USER_TYPE = 1;    // protocol.md "LOGIN": the only user_type the daemon accepts
+// VERSION_MIN/MAX, HELLO_MAGIC, MAX_FRAME, HEADER_SIZE (u32 length, u8 call, u8 kind, u32 id),
+// MIN_LENGTH/MAX_LENGTH (bounds of `length`), KIND_*, MAX_KEY_HANDLE, CKU_USER_TYPE.
+#include "protocol_def_open.h"
+#undef SB_CONST
+#define SB_CONST(type, name, value) constexpr def_types::type name = value;
+#include "protocol.def"
+#include "protocol_def_close.h"
 
-enum class Kind : uint8_t { Request = 0, Reply = 1 };
+enum class Kind : uint8_t { Request = KIND_REQUEST, Reply = KIND_REPLY };
 
-enum class Call : uint8_t { Hello = 0x01, GetInventory = 0x02, Sign = 0x03, Login = 0x04 };
+enum class Call : uint8_t {
+#include "protocol_def_open.h"
+#undef SB_CALL
+#define SB_CALL(code, NAME, Id, Req, Rep) Id = code,
+#include "protocol.def"
+#include "protocol_def_close.h"
+};
 
 struct CallInfo {
   Call call;
@@ -28,10 +41,11 @@ struct CallInfo {
 
 // The one call table (protocol.md "Call table (version 1)").
 inline constexpr CallInfo CALL_TABLE[] = {
-    {Call::Hello, "HELLO"},
-    {Call::GetInventory, "GET_INVENTORY"},
-    {Call::Sign, "SIGN"},
-    {Call::Login, "LOGIN"},
+#include "protocol_def_open.h"
+#undef SB_CALL
+#define SB_CALL(code, NAME, Id, Req, Rep) {Call::Id, #NAME},
+#include "protocol.def"
+#include "protocol_def_close.h"
 };
 
 // nullptr when `code` is not a version-1 call.

@@ -30,6 +30,11 @@ bool reply_body_ok(const uint8_t* body, size_t n) {
   return proto::read_reply_body(body, n, st, m, err);
 }
 
+// The record the module decodes a reply into: SIGN's signature is read in place (SignReplyView).
+template <class Rep> struct HotReply { using type = Rep; };
+template <> struct HotReply<proto::SignReply> { using type = proto::SignReplyView; };
+template <class Rep> using hot_reply_t = typename HotReply<Rep>::type;
+
 // The module's model built from a decoded inventory (inventory.cpp): handles are never 0,
 // never shared, and a rebuild with the previous inventory keeps every handle (protocol.md
 // "object": stable handles).
@@ -84,16 +89,19 @@ inline FrameVerdict check_frame(const uint8_t* p, size_t n) {
   }
 
   // The module's reply path agrees with decode_frame (only when the header itself is sound).
-  if (fs == proto::FrameStatus::Complete && size == n && p[5] == 1 && proto::find_call(p[4])) {
+  if (fs == proto::FrameStatus::Complete && size == n && p[5] == proto::KIND_REPLY && proto::find_call(p[4])) {
     const uint8_t* body = p + proto::HEADER_SIZE;
     size_t bn = n - proto::HEADER_SIZE;
     bool hot = false;
     switch (static_cast<proto::Call>(p[4])) {
-      case proto::Call::Hello: hot = reply_body_ok<proto::HelloReply>(body, bn); break;
-      case proto::Call::GetInventory: hot = reply_body_ok<proto::InventoryReply>(body, bn); break;
-      case proto::Call::Sign: hot = reply_body_ok<proto::SignReplyView>(body, bn); break;
-      case proto::Call::Login: hot = reply_body_ok<proto::LoginReply>(body, bn); break;
-      default: hot = v.ok; break;  // a call added later: covered by decode_frame alone
+      // Every call's reply record from the call table (protocol.def); SIGN as the module reads
+      // it, in place.
+#include "../common/protocol_def_open.h"
+#undef SB_CALL
+#define SB_CALL(code, NAME, Id, Req, Rep) \
+  case proto::Call::Id: hot = reply_body_ok<hot_reply_t<proto::Rep>>(body, bn); break;
+#include "../common/protocol.def"
+#include "../common/protocol_def_close.h"
     }
     if (hot != v.ok) {
       v.violation = std::string("read_reply_body and decode_frame disagree on a ") +

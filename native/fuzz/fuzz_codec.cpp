@@ -38,30 +38,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     off += f;
   }
-  // Every body decoder on the raw bytes as a body (no header): requests as the daemon would
-  // see them if it were C++, replies as the module sees them.
-  {
-    wire::Reader r(data, size);
-    proto::HelloRequest m;
-    proto::read_body(r, m);
-    r.finish();
-  }
-  {
-    wire::Reader r(data, size);
-    proto::SignRequest m;
-    proto::read_body(r, m);
-    r.finish();
-  }
-  {
-    wire::Reader r(data, size);
-    proto::LoginRequest m;
-    proto::read_body(r, m);
-    r.finish();
-  }
-  fuzz::reply_body_ok<proto::HelloReply>(data, size);
-  fuzz::reply_body_ok<proto::LoginReply>(data, size);
+  // Every body decoder of the call table (protocol.def) on the raw bytes as a body (no header):
+  // requests as the daemon would see them if it were C++, replies as the module sees them.
+#include "../common/protocol_def_open.h"
+#undef SB_CALL
+#define SB_CALL(code, NAME, Id, Req, Rep)   \
+  {                                         \
+    wire::Reader r(data, size);             \
+    proto::Req m;                           \
+    proto::read_body(r, m);                 \
+    r.finish();                             \
+  }                                         \
+  fuzz::reply_body_ok<proto::Rep>(data, size);
+#include "../common/protocol.def"
+#include "../common/protocol_def_close.h"
   fuzz::reply_body_ok<proto::SignReplyView>(data, size);
-  fuzz::reply_body_ok<proto::SignReply>(data, size);
   {
     proto::ReplyStatus st;
     proto::InventoryReply inv;

@@ -1,103 +1,26 @@
-// signbridge wire protocol v1 — a transport-free codec (docs/protocol.md is the contract;
-// native/common/protocol.h mirrors the same call table). After p11-kit's rpc-message.h: one table
-// of calls with their field signatures drives both encoder and decoder; decoding is bounded and
-// its errors are sticky; framing (length prefix) lives in framing.ts.
-import { isUtf8 } from 'node:buffer';
-import { sbError, type SignbridgeError } from '../core/errors.js';
-import type { P11Attribute, P11Mechanism, P11Object, P11Slot } from '../core/objects.js';
+// signbridge wire protocol v1 — a transport-free codec (docs/protocol.md is the contract). Every
+// code, field list and limit comes from native/common/protocol.def through the generated
+// protocol-table.generated.ts (npm run gen:protocol), the same definition the C++ codec is built
+// from. After p11-kit's rpc-message.h: one table of calls with their field signatures drives both
+// encoder and decoder; decoding is bounded and its errors are sticky (wire.ts); framing (length
+// prefix) lives in framing.ts.
+import {
+  CALLS, CKU_USER_TYPE, HELLO_MAGIC, VERSION_MAX, VERSION_MIN, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_KEY_HANDLE, MAX_LENGTH, MIN_LENGTH,
+  type FieldRule, type FieldType, type Records, type ReplyBodies, type RequestBodies, type Struct,
+} from './protocol-table.generated.js';
+import { Reader, Writer, protocolError } from './wire.js';
+import type { SignbridgeError } from '../core/errors.js';
 
-export const MAGIC = 0x31474253; // "SBG1" little-endian
-export const MAX_FRAME = 4 * 1024 * 1024; // header included (protocol.md "Framing")
-export const HEADER_SIZE = 10; // u32 length, u8 call, u8 kind, u32 id
-export const MIN_LENGTH = 6; // `length` counts call+kind+id+body
-export const MAX_LENGTH = MAX_FRAME - 4;
-export const PROTOCOL_MIN_VERSION = 1;
-export const PROTOCOL_MAX_VERSION = 1;
-export const MAX_KEY_HANDLE = 255;
+export { CALLS, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_KEY_HANDLE, MAX_LENGTH, MIN_LENGTH, Reader, Writer };
+export type { Field, FieldRule, FieldType, ReplyBodies, RequestBodies, Struct, WireType } from './protocol-table.generated.js';
+// The names this module has always exported, for the table's constants.
+export const MAGIC = HELLO_MAGIC; // "SBG1" little-endian
+export const PROTOCOL_MIN_VERSION = VERSION_MIN;
+export const PROTOCOL_MAX_VERSION = VERSION_MAX;
 /** CK_USER_TYPE CKU_USER (PKCS#11 v2.40 §3.4): the only user type LOGIN accepts (protocol.md "LOGIN"). */
-export const CKU_USER = 1;
+export const CKU_USER = CKU_USER_TYPE;
 
-export const KIND_REQUEST = 0;
-export const KIND_REPLY = 1;
 export type KindName = 'request' | 'reply';
-
-// ---------------------------------------------------------------------------------------------
-// Field signatures (the call table)
-
-export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'bytes' | 'str' | { array: Struct };
-export type Struct = ReadonlyArray<readonly [name: string, type: FieldType]>;
-
-const MECHANISM: Struct = [
-  ['type', 'u64'],
-  ['min_key_size', 'u32'],
-  ['max_key_size', 'u32'],
-  ['flags', 'u32'],
-];
-const ATTRIBUTE: Struct = [
-  ['type', 'u64'],
-  ['value', 'bytes'],
-];
-const OBJECT: Struct = [
-  ['key_handle', 'bytes'],
-  ['attributes', { array: ATTRIBUTE }],
-];
-const SLOT: Struct = [
-  ['slot_id', 'u32'],
-  ['slot_description', 'str'],
-  ['manufacturer', 'str'],
-  ['token_label', 'str'],
-  ['token_model', 'str'],
-  ['token_serial', 'str'],
-  ['token_flags', 'u32'],
-  ['mechanisms', { array: MECHANISM }],
-  ['objects', { array: OBJECT }],
-];
-
-export const CALLS = {
-  HELLO: {
-    code: 0x01,
-    request: [
-      ['magic', 'u32'],
-      ['min_version', 'u16'],
-      ['max_version', 'u16'],
-      ['client', 'str'],
-    ],
-    reply: [
-      ['version', 'u16'],
-      ['server', 'str'],
-    ],
-  },
-  GET_INVENTORY: {
-    code: 0x02,
-    request: [],
-    reply: [
-      ['generation', 'u64'],
-      ['slots', { array: SLOT }],
-    ],
-  },
-  SIGN: {
-    code: 0x03,
-    request: [
-      ['key_handle', 'bytes'],
-      ['mechanism', 'u64'],
-      ['hash_alg', 'u64'],
-      ['mgf', 'u64'],
-      ['salt_len', 'u32'],
-      ['data', 'bytes'],
-    ],
-    reply: [['signature', 'bytes']],
-  },
-  // protocol.md "LOGIN": per connection; only needed when the daemon has a client secret.
-  LOGIN: {
-    code: 0x04,
-    request: [
-      ['slot_id', 'u32'],
-      ['user_type', 'u64'],
-      ['pin', 'bytes'],
-    ],
-    reply: [],
-  },
-} as const satisfies Record<string, { code: number; request: Struct; reply: Struct }>;
 
 export type CallName = keyof typeof CALLS;
 const CALL_BY_CODE = new Map<number, CallName>(
@@ -108,32 +31,22 @@ export function callName(code: number): CallName | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Typed views of the bodies (u64 → bigint, bytes → Buffer, str → string)
+// Typed views of the bodies (u64 → bigint, bytes → Buffer, str → string), generated from the .def.
+// The inventory's records have the shapes core/objects.ts builds (P11Slot …); the wire carries them as is.
 
-export interface HelloRequest { magic: number; min_version: number; max_version: number; client: string }
-export interface HelloReply { version: number; server: string }
-// The inventory's shapes are the PKCS#11 objects core/objects.ts builds; the wire carries them as is.
-export type Mechanism = P11Mechanism;
-export type Attribute = P11Attribute;
-export type InventoryObject = P11Object;
-export type Slot = P11Slot;
-export interface InventoryReply { generation: bigint; slots: Slot[] }
-export interface SignRequest {
-  key_handle: Buffer;
-  mechanism: bigint;
-  hash_alg: bigint;
-  mgf: bigint;
-  salt_len: number;
-  data: Buffer;
-}
-export interface SignReply { signature: Buffer }
-export interface LoginRequest { slot_id: number; user_type: bigint; pin: Buffer }
+export type HelloRequest = Records['HelloRequest'];
+export type HelloReply = Records['HelloReply'];
+export type Mechanism = Records['Mechanism'];
+export type Attribute = Records['Attribute'];
+export type InventoryObject = Records['Object'];
+export type Slot = Records['Slot'];
+export type InventoryReply = Records['InventoryReply'];
+export type SignRequest = Records['SignRequest'];
+export type SignReply = Records['SignReply'];
+export type LoginRequest = Records['LoginRequest'];
 export type Empty = Record<string, never>;
-
-export interface RequestBodies { HELLO: HelloRequest; GET_INVENTORY: Empty; SIGN: SignRequest; LOGIN: LoginRequest }
 /** LOGIN's reply has no fields after rv (an intersection with Empty would forbid `rv`). */
 export type NoFields = Record<never, never>;
-export interface ReplyBodies { HELLO: HelloReply; GET_INVENTORY: InventoryReply; SIGN: SignReply; LOGIN: NoFields }
 
 /** A reply body: `rv` first, then the call's fields (rv == 0) or `message` (protocol.md "Reply envelope"). */
 export type ReplyBody<C extends CallName> = ({ rv: 0 } & ReplyBodies[C]) | { rv: number; message: string };
@@ -141,143 +54,6 @@ export type ReplyBody<C extends CallName> = ({ rv: 0 } & ReplyBodies[C]) | { rv:
 export type Message =
   | { [C in CallName]: { call: C; kind: 'request'; id: number; body: RequestBodies[C] } }[CallName]
   | { [C in CallName]: { call: C; kind: 'reply'; id: number; body: ReplyBody<C> } }[CallName];
-
-// ---------------------------------------------------------------------------------------------
-// Reader / Writer
-
-function protocolError(detail: string): SignbridgeError {
-  return sbError('SIGNBRIDGE_ERR_PROTOCOL', { detail });
-}
-
-/** Bounded reader over one frame body. The first error sticks; later reads return zero values. */
-export class Reader {
-  private pos: number;
-  error: string | null = null;
-  constructor(private readonly buf: Buffer, start = 0, private readonly end = buf.length) {
-    this.pos = start;
-  }
-  get remaining(): number {
-    return this.end - this.pos;
-  }
-  private take(n: number, what: string): number {
-    if (this.error !== null) return -1;
-    if (n > this.end - this.pos) {
-      this.error = `${what} needs ${n} bytes, ${this.end - this.pos} left`;
-      return -1;
-    }
-    const at = this.pos;
-    this.pos += n;
-    return at;
-  }
-  fail(msg: string): void {
-    if (this.error === null) this.error = msg;
-  }
-  u8(): number {
-    const at = this.take(1, 'u8');
-    return at < 0 ? 0 : this.buf[at]!;
-  }
-  u16(): number {
-    const at = this.take(2, 'u16');
-    return at < 0 ? 0 : this.buf.readUInt16LE(at);
-  }
-  u32(): number {
-    const at = this.take(4, 'u32');
-    return at < 0 ? 0 : this.buf.readUInt32LE(at);
-  }
-  u64(): bigint {
-    const at = this.take(8, 'u64');
-    return at < 0 ? 0n : this.buf.readBigUInt64LE(at);
-  }
-  bytes(): Buffer {
-    const n = this.u32();
-    const at = this.take(n, 'bytes');
-    return at < 0 ? Buffer.alloc(0) : this.buf.subarray(at, at + n);
-  }
-  str(): string {
-    const b = this.bytes();
-    // protocol.md "Body primitives": a str holds UTF-8; anything else is malformed (as in the C++ codec),
-    // never silently replaced by U+FFFD (which would not re-encode to the same bytes).
-    if (this.error === null && !isUtf8(b)) this.error = 'str is not valid UTF-8';
-    return b.toString('utf8');
-  }
-  /** An array count, rejected when `count * minItemSize` exceeds what is left (no huge allocations). */
-  count(minItemSize: number): number {
-    const n = this.u32();
-    if (this.error !== null) return 0;
-    if (n * minItemSize > this.remaining) {
-      this.error = `array count ${n} larger than the ${this.remaining} bytes left`;
-      return 0;
-    }
-    return n;
-  }
-  /** Throws the sticky error, or an error for unconsumed bytes (protocol.md: a body must be consumed exactly). */
-  finish(): void {
-    if (this.error !== null) throw protocolError(this.error);
-    if (this.pos !== this.end) throw protocolError(`${this.end - this.pos} trailing bytes after the last field`);
-  }
-}
-
-/** Growable writer; reserves the 10-byte header so a frame is finished in place (one buffer, one write). */
-export class Writer {
-  private buf: Buffer;
-  private pos: number;
-  constructor(initial = 256) {
-    this.buf = Buffer.allocUnsafe(Math.max(initial, HEADER_SIZE));
-    this.pos = HEADER_SIZE;
-  }
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-  u8(v: number): this {
-    this.ensure(1);
-    this.buf[this.pos++] = v;
-    return this;
-  }
-  u16(v: number): this {
-    this.ensure(2);
-    this.pos = this.buf.writeUInt16LE(v, this.pos);
-    return this;
-  }
-  u32(v: number): this {
-    this.ensure(4);
-    this.pos = this.buf.writeUInt32LE(v, this.pos);
-    return this;
-  }
-  u64(v: bigint | number): this {
-    this.ensure(8);
-    this.pos = this.buf.writeBigUInt64LE(BigInt(v), this.pos);
-    return this;
-  }
-  bytes(b: Uint8Array): this {
-    this.u32(b.length);
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-    return this;
-  }
-  str(s: string): this {
-    const n = Buffer.byteLength(s, 'utf8');
-    this.u32(n);
-    this.ensure(n);
-    this.pos += this.buf.write(s, this.pos, 'utf8');
-    return this;
-  }
-  /** Write the header and return the finished frame. */
-  frame(call: number, kind: number, id: number): Buffer {
-    const length = this.pos - 4;
-    if (length > MAX_LENGTH) throw protocolError(`frame of ${this.pos} bytes exceeds MAX_FRAME (${MAX_FRAME})`);
-    this.buf.writeUInt32LE(length, 0);
-    this.buf[4] = call;
-    this.buf[5] = kind;
-    this.buf.writeUInt32LE(id >>> 0, 6);
-    return this.buf.subarray(0, this.pos);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Generic struct codec driven by the table
@@ -296,29 +72,39 @@ function minStructSize(s: Struct): number {
   return structMin.get(s)!;
 }
 
+/** Applies a field's rule (protocol.def SB_FIELD_MAX / SB_FIELD_IS) to what was read. */
+function checkRule(r: Reader, name: string, rule: FieldRule | undefined, v: number | Buffer | string): void {
+  if (rule === undefined || r.error !== null) return;
+  if ('max' in rule) {
+    const n = typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : (v as Buffer).length;
+    // e.g. protocol.md "object": a key_handle is at most 255 bytes (SIGN and inventory alike)
+    if (n > rule.max) r.fail(`${name} of ${n} bytes (at most ${rule.max})`);
+  } else if (v !== rule.is) {
+    // e.g. protocol.md "HELLO": a wrong magic is a malformed frame
+    r.fail(`${name} 0x${(v as number).toString(16)} is not 0x${rule.is.toString(16)}`);
+  }
+}
+
 export function readStruct(r: Reader, s: Struct): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, t] of s) {
+  for (const [name, t, rule] of s) {
+    let v: unknown;
     switch (t) {
-      case 'u8': out[name] = r.u8(); break;
-      case 'u16': out[name] = r.u16(); break;
-      case 'u32': out[name] = r.u32(); break;
-      case 'u64': out[name] = r.u64(); break;
-      case 'bytes': {
-        const b = r.bytes();
-        // protocol.md "object": a key_handle is at most 255 bytes (SIGN and inventory alike)
-        if (name === 'key_handle' && b.length > MAX_KEY_HANDLE) r.fail(`key_handle of ${b.length} bytes (at most ${MAX_KEY_HANDLE})`);
-        out[name] = b;
-        break;
-      }
-      case 'str': out[name] = r.str(); break;
+      case 'u8': v = r.u8(); break;
+      case 'u16': v = r.u16(); break;
+      case 'u32': v = r.u32(); break;
+      case 'u64': v = r.u64(); break;
+      case 'bytes': v = r.bytes(); break;
+      case 'str': v = r.str(); break;
       default: {
         const n = r.count(minStructSize(t.array));
         const items: unknown[] = new Array(n);
         for (let i = 0; i < n; i++) items[i] = readStruct(r, t.array);
-        out[name] = items;
+        v = items;
       }
     }
+    checkRule(r, name, rule, v as number | Buffer | string);
+    out[name] = v;
     if (r.error !== null) break;
   }
   return out;
@@ -329,7 +115,7 @@ function bad(name: string, want: string): SignbridgeError {
 }
 
 export function writeStruct(w: Writer, s: Struct, v: Record<string, unknown>): void {
-  for (const [name, t] of s) {
+  for (const [name, t, rule] of s) {
     const x = v[name];
     switch (t) {
       case 'u8':
@@ -349,11 +135,12 @@ export function writeStruct(w: Writer, s: Struct, v: Record<string, unknown>): v
         break;
       case 'bytes':
         if (!(x instanceof Uint8Array)) throw bad(name, 'bytes');
-        if (name === 'key_handle' && x.length > MAX_KEY_HANDLE) throw bad(name, `at most ${MAX_KEY_HANDLE} bytes`);
+        if (rule !== undefined && 'max' in rule && x.length > rule.max) throw bad(name, `at most ${rule.max} bytes`);
         w.bytes(x);
         break;
       case 'str':
         if (typeof x !== 'string') throw bad(name, 'a string');
+        if (rule !== undefined && 'max' in rule && Buffer.byteLength(x, 'utf8') > rule.max) throw bad(name, `at most ${rule.max} bytes`);
         w.str(x);
         break;
       default:
@@ -401,8 +188,6 @@ export function decodeMessage(frame: Buffer): Message {
   if (kind === 'request') {
     body = readStruct(r, CALLS[call].request);
     r.finish();
-    // protocol.md "HELLO": a wrong magic is a malformed frame.
-    if (call === 'HELLO' && body.magic !== MAGIC) throw protocolError(`HELLO magic 0x${(body.magic as number).toString(16)} is not "SBG1"`);
   } else {
     const rv = r.u32();
     body = rv === 0 ? { rv, ...readStruct(r, CALLS[call].reply) } : { rv, message: r.str() };

@@ -19,8 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignbridgeError } from '../../src/core/errors.js';
 import { FrameDecoder } from '../../src/ipc/framing.js';
 import {
-  CALLS, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAGIC, MAX_FRAME, MAX_KEY_HANDLE, MAX_LENGTH, MIN_LENGTH,
-  decodeMessage, encodeMessage, type CallName, type FieldType, type Message, type Struct,
+  CALLS, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_LENGTH, MIN_LENGTH,
+  decodeMessage, encodeMessage, type CallName, type FieldRule, type FieldType, type Message, type Struct,
 } from '../../src/ipc/protocol.js';
 import { sanitizeBuild, sanitizerReports } from '../helpers/sanitize-build.js';
 
@@ -52,7 +52,7 @@ const INTERESTING_U64 = [0n, 1n, 0x1041n, 0x250n, 0xffffffffn, 0x100000000n, 0x7
 const STRINGS = ['', 'a', 'signbridge', 'é', '€', '😀', 'ü'.repeat(40), '\u0000', 'x'.repeat(300), '\ud7ff\ue000\uffff'];
 
 // ---- structural generation from the call table ----------------------------------------------
-function genField(t: FieldType, name: string, depth: number): unknown {
+function genField(t: FieldType, rule: FieldRule | undefined, depth: number): unknown {
   if (typeof t === 'object') {
     const n = depth > 2 ? int(2) : int(4);
     return Array.from({ length: n }, () => genStruct(t.array, depth + 1));
@@ -63,8 +63,8 @@ function genField(t: FieldType, name: string, depth: number): unknown {
     case 'u32': return chance(0.3) ? pick(INTERESTING_U32) >>> 0 : int(0x100000000) >>> 0;
     case 'u64': return chance(0.5) ? pick(INTERESTING_U64) : BigInt(int(0x100000000)) * 0x100000000n + BigInt(int(0x100000000));
     case 'bytes': {
-      // key handles sit at the protocol's limit (255) now and then; mutants go past it
-      if (name === 'key_handle') return randomBytes(chance(0.2) ? pick([0, 16, MAX_KEY_HANDLE]) : int(48));
+      // length-limited fields (key_handle: MAX_KEY_HANDLE) sit at their limit now and then; mutants go past it
+      if (rule !== undefined && 'max' in rule) return randomBytes(chance(0.2) ? pick([0, 16, rule.max]) : int(Math.min(48, rule.max + 1)));
       const n = chance(0.1) ? int(600) : int(48);
       return randomBytes(n);
     }
@@ -73,7 +73,10 @@ function genField(t: FieldType, name: string, depth: number): unknown {
 }
 function genStruct(s: Struct, depth = 0): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  for (const [name, t] of s) o[name] = genField(t, name, depth);
+  for (const [name, t, rule] of s) {
+    o[name] = genField(t, rule, depth);
+    if (rule !== undefined && 'is' in rule) o[name] = rule.is; // HELLO magic: valid messages first, mutants break it
+  }
   return o;
 }
 const CALL_NAMES = Object.keys(CALLS) as CallName[];
@@ -82,7 +85,6 @@ function genMessage(): Message {
   const id = chance(0.2) ? pick([0, 1, 0xffffffff]) : int(0x100000000);
   if (chance(0.5)) {
     const body = genStruct(CALLS[call].request);
-    if (call === 'HELLO') body.magic = MAGIC;
     return { call, kind: 'request', id, body } as Message;
   }
   if (chance(0.25)) return { call, kind: 'reply', id, body: { rv: pick([1, 0x30, 0x60, 0x6, 0xffffffff]), message: pick(STRINGS) } } as Message;

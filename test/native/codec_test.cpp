@@ -69,75 +69,30 @@ class Json {
   bool fresh_ = true;
 };
 
-void body_json(Json& j, const HelloRequest& m) {
-  j.key("magic"); j.num(m.magic);
-  j.key("min_version"); j.num(m.min_version);
-  j.key("max_version"); j.num(m.max_version);
-  j.key("client"); j.str(m.client);
-}
-void body_json(Json& j, const HelloReply& m) {
-  j.key("version"); j.num(m.version);
-  j.key("server"); j.str(m.server);
-}
-void body_json(Json&, const InventoryRequest&) {}
-void body_json(Json& j, const InventoryReply& m) {
-  j.key("generation"); j.num(m.generation);
-  j.key("slots"); j.open('[');
-  for (const Slot& s : m.slots) {
-    j.open('{');
-    j.key("slot_id"); j.num(s.slot_id);
-    j.key("slot_description"); j.str(s.slot_description);
-    j.key("manufacturer"); j.str(s.manufacturer);
-    j.key("token_label"); j.str(s.token_label);
-    j.key("token_model"); j.str(s.token_model);
-    j.key("token_serial"); j.str(s.token_serial);
-    j.key("token_flags"); j.num(s.token_flags);
-    j.key("mechanisms"); j.open('[');
-    for (const Mechanism& mech : s.mechanisms) {
+// Any record as JSON, walking the same field list as the codec (protocol.def); the golden
+// LOGIN frames hold a made-up test PIN only.
+template <class M> void body_json(Json& j, const M& m);
+struct JsonFields {
+  Json& j;
+  template <class R> void operator()(wt::u8, uint8_t v, const char* name, const R&) { j.key(name); j.num(v); }
+  template <class R> void operator()(wt::u16, uint16_t v, const char* name, const R&) { j.key(name); j.num(v); }
+  template <class R> void operator()(wt::u32, uint32_t v, const char* name, const R&) { j.key(name); j.num(v); }
+  template <class R> void operator()(wt::u64, uint64_t v, const char* name, const R&) { j.key(name); j.num(v); }
+  template <class R> void operator()(wt::bytes, const Bytes& v, const char* name, const R&) { j.key(name); j.hex(v); }
+  template <class R> void operator()(wt::str, const std::string& v, const char* name, const R&) { j.key(name); j.str(v); }
+  template <class Item, class R>
+  void operator()(wt::array<Item>, const std::vector<Item>& items, const char* name, const R&) {
+    j.key(name);
+    j.open('[');
+    for (const Item& i : items) {
       j.open('{');
-      j.key("type"); j.num(mech.type);
-      j.key("min_key_size"); j.num(mech.min_key_size);
-      j.key("max_key_size"); j.num(mech.max_key_size);
-      j.key("flags"); j.num(mech.flags);
+      body_json(j, i);
       j.close('}');
     }
     j.close(']');
-    j.key("objects"); j.open('[');
-    for (const Object& o : s.objects) {
-      j.open('{');
-      j.key("key_handle"); j.hex(o.key_handle);
-      j.key("attributes"); j.open('[');
-      for (const Attribute& a : o.attributes) {
-        j.open('{');
-        j.key("type"); j.num(a.type);
-        j.key("value"); j.hex(a.value);
-        j.close('}');
-      }
-      j.close(']');
-      j.close('}');
-    }
-    j.close(']');
-    j.close('}');
   }
-  j.close(']');
-}
-void body_json(Json& j, const SignRequest& m) {
-  j.key("key_handle"); j.hex(m.key_handle);
-  j.key("mechanism"); j.num(m.mechanism);
-  j.key("hash_alg"); j.num(m.hash_alg);
-  j.key("mgf"); j.num(m.mgf);
-  j.key("salt_len"); j.num(m.salt_len);
-  j.key("data"); j.hex(m.data);
-}
-void body_json(Json& j, const SignReply& m) {
-  j.key("signature"); j.hex(m.signature);
-}
-void body_json(Json& j, const LoginRequest& m) {
-  j.key("slot_id"); j.num(m.slot_id);
-  j.key("user_type"); j.num(m.user_type);
-  j.key("pin"); j.hex(m.pin);  // golden frames hold a made-up test PIN only
-}
-void body_json(Json&, const LoginReply&) {}
+};
+template <class M> void body_json(Json& j, const M& m) { Fields<M>::each(m, JsonFields{j}); }
 
 void frame_json(Json& j, const Frame& f) {
   j.open('{');

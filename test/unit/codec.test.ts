@@ -1,4 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder } from '../../src/ipc/framing.js';
 import {
@@ -147,6 +151,57 @@ describe('framing', () => {
       } catch (e) {
         expect((e as { code?: string }).code).toBe('SIGNBRIDGE_ERR_PROTOCOL');
       }
+    }
+  });
+});
+
+// native/common/protocol.def is the one definition; scripts/gen-protocol.mjs makes the TypeScript table.
+describe('protocol table generator', () => {
+  const root = join(import.meta.dirname, '..', '..');
+  const files = ['scripts/gen-protocol.mjs', 'native/common/protocol.def', 'src/ipc/protocol-table.generated.ts'];
+  const gen = (cwd: string, ...args: string[]) =>
+    spawnSync(process.execPath, [join(cwd, 'scripts', 'gen-protocol.mjs'), ...args], { encoding: 'utf8', timeout: 30_000 });
+  /** A scratch copy of the generator, the .def and the generated file, with the .def edited by `edit`. */
+  function scratch(edit: (def: string) => string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-gen-'));
+    for (const f of files) cpSync(join(root, f), join(dir, f), { recursive: true });
+    const def = join(dir, 'native', 'common', 'protocol.def');
+    writeFileSync(def, edit(readFileSync(def, 'utf8')));
+    return dir;
+  }
+
+  it('the committed src/ipc/protocol-table.generated.ts is what the .def generates (else: npm run gen:protocol)', () => {
+    const r = gen(root, '--check');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('--check fails on a stale table; one .def edit plus the generator adds a field', () => {
+    const dir = scratch((def) => def.replace('SB_FIELD(bytes, signature)', 'SB_FIELD(bytes, signature)\nSB_FIELD(u32, dummy)'));
+    try {
+      const stale = gen(dir, '--check');
+      expect(stale.status).toBe(1);
+      expect(stale.stderr).toMatch(/protocol-table\.generated\.ts is stale/);
+      expect(gen(dir).status).toBe(0);
+      const ts = readFileSync(join(dir, 'src', 'ipc', 'protocol-table.generated.ts'), 'utf8');
+      expect(ts).toMatch(/export const SIGN_REPLY: Struct = \[\n {2}\['signature', 'bytes'\],\n {2}\['dummy', 'u32'\],\n\];/);
+      expect(ts).toContain('SignReply: { signature: Buffer; dummy: number };');
+      expect(gen(dir, '--check').status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a .def line it does not understand, naming the line, and writes nothing', () => {
+    const dir = scratch((def) => def.replace('SB_FIELD(u32, salt_len)', 'SB_FIELD(u24, salt_len)'));
+    try {
+      const before = readFileSync(join(dir, 'src', 'ipc', 'protocol-table.generated.ts'), 'utf8');
+      const r = gen(dir);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/protocol\.def:\d+: unknown wire type u24/);
+      expect(readFileSync(join(dir, 'src', 'ipc', 'protocol-table.generated.ts'), 'utf8')).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -5,7 +5,7 @@
 // Where the file's O_DSYNC write is cheap (tmpfs: a few µs, e.g. the default place beside the
 // socket in $XDG_RUNTIME_DIR), a line is written synchronously on the event loop: a thread-pool
 // round trip per signature would cost more than the whole signing overhead budget
-// (shared/PERFORMANCE.md). Where it is slow (a real disk), lines go through the thread pool with
+// (README "Performance"). Where it is slow (a real disk), lines go through the thread pool with
 // group commit: lines arriving while a write is in flight (or in the same tick) are written
 // together by the next one, so N concurrent signatures cost one synchronous write, not N, and the
 // event loop never waits on the disk. The choice follows measured write times, like the pkcs11

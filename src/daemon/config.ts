@@ -173,7 +173,7 @@ export function tlsSkipVerifyFromEnv(env: NodeJS.ProcessEnv): boolean {
 export function resolveConfig(flags: RawOptions & { config?: string | undefined }, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const { config, ...flagOpts } = flags;
   const file: RawOptions = config ? readConfigFile(config) : {};
-  // DigiCert's own client tools read SM_*; users switching keep them set (STM-API.md "Base, hosts, auth").
+  // DigiCert's own client tools read SM_*; users switching keep them set (docs/stm-backend.md).
   const envOpts: RawOptions = {
     ...(env.SIGNBRIDGE_SOCKET ? { socket: env.SIGNBRIDGE_SOCKET } : {}),
     ...(env.SIGNBRIDGE_LOG_LEVEL ? { 'log-level': env.SIGNBRIDGE_LOG_LEVEL } : {}),

@@ -1,5 +1,5 @@
 // The "stm" backend: signs with DigiCert Software Trust Manager keypairs over its REST API
-// (/work/shared/reference/STM-API.md; docs/stm-backend.md). Keys and certificate chains are
+// (docs/stm-backend.md). Keys and certificate chains are
 // discovered at start, refreshed on an interval, on SIGHUP and when STM says a keypair is gone;
 // the module sees them exactly like the pkcs11 backend's keys (one token, objects from KeyRecords).
 //

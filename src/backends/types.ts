@@ -1,10 +1,12 @@
 // The interface every signing backend implements (design.md: src/backends/types.ts). The daemon
-// resolves a SIGN request's key_handle to a KeyRecord and calls sign(); errors are thrown as
-// SignbridgeError whose `.ckr` becomes the reply's rv (protocol.md "SIGN" error table).
+// resolves a SIGN's key_handle to one of the backend's own KeyRecords once (src/daemon/dispatcher.ts)
+// and calls sign(key, params) with it; errors are thrown as SignbridgeError whose `.ckr` becomes the
+// reply's rv (protocol.md "SIGN" error table). SignParams is the backend's view of a signature;
+// the decoded wire message is protocol.ts's SignRequest (bigint fields, key_handle).
 import type { KeyRecord, TokenRecord } from '../core/keys.js';
 
-export interface SignRequest {
-  key: KeyRecord;
+/** What to sign, once the key is known (numbers, not the wire's bigints). */
+export interface SignParams {
   /** Signing primitive: CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_ECDSA or CKM_EDDSA. */
   mechanism: number;
   /** Digest in `data` (CKM_SHA256 …), 0 when unknown / EdDSA. */
@@ -24,8 +26,12 @@ export interface Backend {
   tokens(): TokenRecord[];
   /** Changes whenever tokens() changes (protocol.md "GET_INVENTORY" generation). */
   generation(): bigint;
-  /** Returns the signature in PKCS#11 form (RSA: modulus bytes; ECDSA: r‖s; EdDSA: 64 bytes). */
-  sign(req: SignRequest): Buffer | Promise<Buffer>;
+  /**
+   * Sign with `key`, a KeyRecord this backend listed in tokens() (it carries the backend's own
+   * per-key state, so no second lookup). Returns the signature in PKCS#11 form (RSA: modulus
+   * bytes; ECDSA: r‖s; EdDSA: 64 bytes), synchronously when the backend could sign at once.
+   */
+  sign(key: KeyRecord, params: SignParams): Buffer | Promise<Buffer>;
   /** Finish in-flight signatures, then release the token. */
   close(): Promise<void>;
 }

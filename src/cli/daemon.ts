@@ -29,6 +29,8 @@ environment, which wins over the file):
 
 Who may sign, and the audit trail (README "Security model", "Audit log"):
   Only processes of the daemon's own uid may connect (SO_PEERCRED); others are refused and logged.
+  --allow-uid <uid[,uid…]>    numeric uids that may connect besides the daemon's own, e.g. a build
+                              user served by a daemon running as root (a system service)
   --client-secret-file <f>    file (mode 0600) holding a client secret: tokens then require a login,
                               and C_Login's PIN must match it (5 wrong PINs within 60 s lock logins
                               for that uid until the minute has passed)
@@ -88,6 +90,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'sign-timeout-ms': { type: 'string' },
       'verify-signatures': { type: 'string' },
       'client-secret-file': { type: 'string' },
+      'allow-uid': { type: 'string' },
       'audit-log': { type: 'string' },
       'audit-max-bytes': { type: 'string' },
       'audit-keep': { type: 'string' },

@@ -5,7 +5,7 @@
 // Where the file's O_DSYNC write is cheap (tmpfs: a few µs, e.g. the default place beside the
 // socket in $XDG_RUNTIME_DIR), a line is written synchronously on the event loop: a thread-pool
 // round trip per signature would cost more than the whole signing overhead budget
-// (shared/PERFORMANCE.md). Where it is slow (a real disk), lines go through the thread pool with
+// (README "Performance"). Where it is slow (a real disk), lines go through the thread pool with
 // group commit: lines arriving while a write is in flight (or in the same tick) are written
 // together by the next one, so N concurrent signatures cost one synchronous write, not N, and the
 // event loop never waits on the disk. The choice follows measured write times, like the pkcs11
@@ -19,7 +19,29 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { KeyRecord } from '../core/keys.js';
 import { CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA_1, ckmName, ckrName } from '../core/pkcs11.js';
-import type { SignAuditEvent } from '../ipc/server.js';
+import type { SignRequest } from '../ipc/protocol.js';
+import type { PeerInfo } from './server.js';
+
+/** One SIGN once its outcome is known (dispatcher.ts). */
+export interface SignAuditEvent {
+  time: Date;
+  conn: number;
+  peer: PeerInfo | undefined;
+  /** the decoded wire request */
+  req: SignRequest;
+  /** the key the request's handle resolved to (the one that signed); undefined when none */
+  key: KeyRecord | undefined;
+  /** 0 = signed */
+  rv: number;
+  message: string;
+  /** time spent in the backend (µs) */
+  backendUs: number;
+}
+
+/** Where the dispatcher records SIGNs: nothing once on disk (throws if it failed), else a promise. */
+export interface AuditSink {
+  recordSign(e: SignAuditEvent): void | Promise<void>;
+}
 
 export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_AUDIT_KEEP = 5;
@@ -51,7 +73,7 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-export class AuditLog {
+export class AuditLog implements AuditSink {
   private pending: Waiter[] = [];
   private flushing = false;
   private scheduled = false;
@@ -114,6 +136,11 @@ export class AuditLog {
       this.pending.push({ line, resolve, reject });
       this.schedule();
     });
+  }
+
+  /** The SIGN's line (auditRecord); a rejection or throw withholds the signature. */
+  recordSign(e: SignAuditEvent): void | Promise<void> {
+    return this.append(auditRecord(e));
   }
 
   /** Nothing queued or in flight (order is kept), no rotation due, and the file is cheap to sync. */
@@ -242,7 +269,8 @@ const HASH_LEN = new Map<number, number>([
  * (for CKM_RSA_PKCS: the hash inside the DigestInfo); when the daemon got no hash it can name
  * (EdDSA's message, raw RSA input) the line holds `data_sha256`, the SHA-256 of the data instead.
  */
-export function auditRecord(e: SignAuditEvent, key: KeyRecord | undefined): Record<string, unknown> {
+export function auditRecord(e: SignAuditEvent): Record<string, unknown> {
+  const key = e.key;
   const hashAlg = Number(e.req.hash_alg);
   const n = HASH_LEN.get(hashAlg);
   const data = e.req.data;

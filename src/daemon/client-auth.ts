@@ -8,7 +8,22 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CKR_PIN_INCORRECT, CKR_PIN_LOCKED, ckrName } from '../core/pkcs11.js';
 import { CKU_USER, type LoginRequest } from '../ipc/protocol.js';
-import type { LoginGate, LoginResult, PeerInfo } from '../ipc/server.js';
+import type { PeerInfo } from './server.js';
+
+export interface LoginResult {
+  /** 0: the connection is authenticated; else the CK_RV of the reply */
+  rv: number;
+  /** the reply's sentence when rv != 0 (never the PIN) */
+  message: string;
+}
+
+/** protocol.md "LOGIN": the daemon's client-secret policy, as the dispatcher asks it. */
+export interface LoginGate {
+  /** true: SIGN on a connection without a successful LOGIN gets CKR_USER_NOT_LOGGED_IN */
+  readonly required: boolean;
+  /** Never throws; logs its own line per failure on `log` (the connection's logger). */
+  login(req: LoginRequest, peer: PeerInfo | undefined, log: Logger): LoginResult;
+}
 
 /** PKCS#11 v2.40 §3.6 (not in core/pkcs11.ts yet). */
 export const CKR_USER_TYPE_INVALID = 0x103;

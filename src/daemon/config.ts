@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { sbError } from '../core/errors.js';
 import { defaultSocketPath } from '../core/paths.js';
 import { DEFAULT_AUDIT_KEEP, DEFAULT_AUDIT_MAX_BYTES } from './audit.js';
+import { parseUidList } from './peer-policy.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -40,6 +41,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   /** protocol.md "LOGIN": file holding the client secret (mode 0600); absent → no login needed. */
   clientSecretFile?: string | undefined;
+  /** README "Security model": uids besides the daemon's own that may connect (--allow-uid). */
+  allowUids: number[];
   /** README "Audit log": one fdatasync'd JSON line per SIGN, rotated by size. */
   audit: { file: string; maxBytes: number; keep: number };
   /** Set when backend is "stm". */
@@ -78,6 +81,7 @@ export interface RawOptions {
   'sign-timeout-ms'?: string | number | undefined;
   'verify-signatures'?: string | boolean | undefined;
   'client-secret-file'?: string | undefined;
+  'allow-uid'?: string | number | undefined;
   'audit-log'?: string | undefined;
   'audit-max-bytes'?: string | number | undefined;
   'audit-keep'?: string | number | undefined;
@@ -87,7 +91,7 @@ export const CONFIG_KEYS: ReadonlyArray<keyof RawOptions> = [
   'backend', 'socket', 'log-level', 'pkcs11-library', 'token-label', 'slot-index', 'pin-file', 'sync-threshold-us', 'max-async-sessions',
   'stm-host', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
   'stm-key-filter', 'stm-refresh-s', 'sign-timeout-ms', 'verify-signatures',
-  'client-secret-file', 'audit-log', 'audit-max-bytes', 'audit-keep',
+  'client-secret-file', 'allow-uid', 'audit-log', 'audit-max-bytes', 'audit-keep',
 ];
 const SECRET_KEYS = [
   'pin', 'user-pin', 'password', 'api-key', 'apiKey', 'stm-api-key', 'sm-api-key', 'SM_API_KEY', 'client-cert-password',
@@ -144,6 +148,15 @@ function intOf(k: string, v: string | number | undefined, min: number): number |
   return n;
 }
 
+function allowUidsOf(v: string | number | undefined): number[] {
+  if (v === undefined || v === '') return [];
+  try {
+    return parseUidList(v);
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+}
+
 function boolOf(k: string, v: string | boolean | undefined, dflt: boolean): boolean {
   if (v === undefined || v === '') return dflt;
   if (typeof v === 'boolean') return v;
@@ -160,7 +173,7 @@ export function tlsSkipVerifyFromEnv(env: NodeJS.ProcessEnv): boolean {
 export function resolveConfig(flags: RawOptions & { config?: string | undefined }, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const { config, ...flagOpts } = flags;
   const file: RawOptions = config ? readConfigFile(config) : {};
-  // DigiCert's own client tools read SM_*; users switching keep them set (STM-API.md "Base, hosts, auth").
+  // DigiCert's own client tools read SM_*; users switching keep them set (docs/stm-backend.md).
   const envOpts: RawOptions = {
     ...(env.SIGNBRIDGE_SOCKET ? { socket: env.SIGNBRIDGE_SOCKET } : {}),
     ...(env.SIGNBRIDGE_LOG_LEVEL ? { 'log-level': env.SIGNBRIDGE_LOG_LEVEL } : {}),
@@ -182,6 +195,7 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
     socket,
     logLevel,
     clientSecretFile: o['client-secret-file'] ? resolve(o['client-secret-file']) : undefined,
+    allowUids: allowUidsOf(o['allow-uid']),
     // Default: beside the socket, in the daemon's private 0700 directory, so two daemons never
     // share one; that directory is often a tmpfs, so a lasting trail needs --audit-log (README).
     audit: {

@@ -1,4 +1,4 @@
-// Daemon wiring: backend → inventory → socket server, clean shutdown on SIGTERM/SIGINT.
+// Daemon wiring: backend → dispatcher → socket server, clean shutdown on SIGTERM/SIGINT.
 //
 // Exit codes (also in `signbridge daemon --help`):
 //   0  stopped cleanly (SIGTERM / SIGINT)
@@ -8,21 +8,18 @@
 //   4  the socket is in use by another daemon, or its directory is unsafe
 import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
-import type { KeyRecord } from '../core/keys.js';
-import { buildSlots } from '../core/objects.js';
-import { CKF_LOGIN_REQUIRED, CKF_USER_PIN_INITIALIZED } from '../core/pkcs11.js';
 import { Pkcs11Backend } from '../backends/pkcs11/index.js';
 import { readPin } from '../backends/pkcs11/pin.js';
 import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
 import { StmBackend } from '../backends/stm/index.js';
 import type { Backend } from '../backends/types.js';
-import { encodeReply, type SignRequest } from '../ipc/protocol.js';
-import { DaemonServer, type AuditSink, type Handler, type LoginGate } from '../ipc/server.js';
-import { AuditLog, auditRecord } from './audit.js';
-import { ClientSecret } from './client-auth.js';
+import { AuditLog } from './audit.js';
+import { ClientSecret, type LoginGate } from './client-auth.js';
 import type { DaemonConfig, StmConfig } from './config.js';
+import { Dispatcher } from './dispatcher.js';
 import { checkSecretFiles, readClientSecretFile } from './secrets.js';
+import { DaemonServer } from './server.js';
 
 export const VERSION = '0.1.0';
 export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, BACKEND: 3, SOCKET: 4 } as const;
@@ -76,49 +73,6 @@ export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.Proces
   });
 }
 
-/** Handler over a backend: the inventory frame is encoded once per generation. */
-export class BackendHandler implements Handler {
-  private cachedGen: bigint | undefined;
-  private cachedFrame: Buffer = Buffer.alloc(0);
-  private byHandle = new Map<string, KeyRecord>();
-
-  /** loginRequired: the daemon has a client secret (protocol.md "LOGIN": flags of every slot). */
-  constructor(private readonly backend: Backend, private readonly loginRequired = false) {}
-
-  inventoryFrame(): Buffer {
-    const gen = this.backend.generation();
-    if (gen !== this.cachedGen) {
-      const tokens = this.backend.tokens();
-      this.byHandle = new Map(tokens.flatMap((t) => t.keys.map((k) => [k.handle.toString('hex'), k] as const)));
-      const extra = this.loginRequired ? CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED : 0;
-      const slots = buildSlots(tokens).map((sl) => ({ ...sl, token_flags: sl.token_flags | extra }));
-      this.cachedFrame = encodeReply('GET_INVENTORY', 0, { generation: gen, slots });
-      this.cachedGen = gen;
-    }
-    return this.cachedFrame;
-  }
-
-  /** The key behind a handle (for the audit line); undefined when none. */
-  keyFor(handle: Buffer): KeyRecord | undefined {
-    if (this.cachedGen !== this.backend.generation()) this.inventoryFrame();
-    return this.byHandle.get(handle.toString('hex'));
-  }
-
-  sign(req: SignRequest): Buffer | Promise<Buffer> {
-    if (this.cachedGen !== this.backend.generation()) this.inventoryFrame();
-    const key = this.byHandle.get(req.key_handle.toString('hex'));
-    if (!key) throw sbError('SIGNBRIDGE_ERR_KEY_NOT_FOUND', { handle: req.key_handle.toString('hex') || '(empty)' });
-    return this.backend.sign({
-      key,
-      mechanism: Number(req.mechanism),
-      hashAlg: Number(req.hash_alg),
-      mgf: Number(req.mgf),
-      saltLen: req.salt_len,
-      data: req.data,
-    });
-  }
-}
-
 export interface RunningDaemon {
   socketPath: string;
   backend: Backend;
@@ -134,8 +88,8 @@ export interface StartOptions {
   peerCredentials?: ((fd: number) => { pid: number; uid: number; gid: number }) | undefined;
   /** Refuse connections whose peer credentials cannot be read (the CLI sets it: fail closed). */
   requirePeerCredentials?: boolean | undefined;
-  /** uid allowed to connect (default: the daemon's own; README "Security model"). */
-  allowedUid?: number | undefined;
+  /** The daemon's own uid for the peer check (default process.getuid()); cfg.allowUids are let in besides it. */
+  ownUid?: number | undefined;
 }
 
 function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
@@ -176,19 +130,15 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     await audit.close();
     throw e;
   }
-  const handler = new BackendHandler(backend, login !== undefined);
-  handler.inventoryFrame(); // encode once up front: the first client pays nothing
-  const sink: AuditSink = { sign: (e) => audit.append(auditRecord(e, handler.keyFor(e.req.key_handle))) };
+  const dispatcher = new Dispatcher({ backend, serverName: `signbridge/${VERSION}`, login, audit });
   const server = new DaemonServer({
     socketPath: cfg.socket,
-    handler,
     logger: log,
-    serverName: `signbridge/${VERSION}`,
+    accept: dispatcher.accept,
     peerCredentials: opts.peerCredentials,
     requirePeerCredentials: opts.requirePeerCredentials,
-    allowedUid: opts.allowedUid,
-    login,
-    audit: sink,
+    ownUid: opts.ownUid,
+    allowUids: cfg.allowUids,
   });
   try {
     await server.listen();
@@ -199,7 +149,10 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   }
   const keys = backend.tokens().reduce((n, t) => n + t.keys.length, 0);
   log.info(
-    { socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined },
+    {
+      socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined,
+      ...(cfg.allowUids.length ? { allowUids: cfg.allowUids } : {}),
+    },
     'listening',
   );
   let closing: Promise<void> | undefined;

@@ -103,6 +103,29 @@ describe('who may connect', () => {
     }
   });
 
+  it('--allow-uid 65534: the same client run as nobody is served; a uid not listed (daemon, 1) still is not', async () => {
+    const allowing = await startTestDaemon({ extraArgs: ['--log-level', 'debug', '--allow-uid', String(NOBODY_UID)] });
+    const sock = allowing.env.SIGNBRIDGE_SOCKET!;
+    chmodSync(dirname(sock), 0o711);
+    chmodSync(sock, 0o777);
+    try {
+      const r = await connectAs('nobody', sock);
+      expect(r.uid).toBe(NOBODY_UID);
+      expect(r.replied, 'an allowed uid gets its HELLO answered').toBeGreaterThan(0);
+      const text = await waitForLog(allowing.logFile, new RegExp(`"peerUid":${NOBODY_UID}[^\\n]*"msg":"hello"`));
+      expect(jsonLines(text).filter((l) => String(l.msg).startsWith('connection refused'))).toHaveLength(0);
+      expect(jsonLines(text).find((l) => l.msg === 'listening')).toMatchObject({ allowUids: [NOBODY_UID] });
+      // control: the user daemon (uid 1) is not listed, so it is refused as before
+      const other = await connectAs('daemon', sock);
+      expect(other.uid).toBe(1);
+      expect(other.replied).toBe(0);
+      const refused = await waitForLog(allowing.logFile, /connection refused: peer uid 1 /);
+      expect(jsonLines(refused).find((l) => String(l.msg).startsWith('connection refused'))).toMatchObject({ peerUid: 1, allowedUid: 0, allowUids: [NOBODY_UID] });
+    } finally {
+      await allowing.stop();
+    }
+  });
+
   it("every accepted connection's log lines carry the peer's pid, uid and executable", async () => {
     const c = await DaemonClient.connect({ socketPath: d.env.SIGNBRIDGE_SOCKET! });
     c.close();

@@ -86,17 +86,17 @@ describe('pkcs11 backend', () => {
   });
 
   it('signs Ed25519 (EDDSA over the message), ECDSA P-384, RSA PKCS#1 and PSS; node:crypto verifies', async () => {
-    const ed = await b.sign({ key: keys.ed!, mechanism: C.CKM_EDDSA, hashAlg: 0, mgf: 0, saltLen: 0, data: msg });
+    const ed = await b.sign(keys.ed!, { mechanism: C.CKM_EDDSA, hashAlg: 0, mgf: 0, saltLen: 0, data: msg });
     expect(ed.length).toBe(64);
     expect(verify(null, msg, pubs.ed!, ed)).toBe(true);
-    const ec = await b.sign({ key: keys.ec!, mechanism: C.CKM_ECDSA, hashAlg: C.CKM_SHA384, mgf: 0, saltLen: 0, data: h384 });
+    const ec = await b.sign(keys.ec!, { mechanism: C.CKM_ECDSA, hashAlg: C.CKM_SHA384, mgf: 0, saltLen: 0, data: h384 });
     expect(ec.length).toBe(96);
     expect(verify('sha384', msg, { key: pubs.ec!, dsaEncoding: 'ieee-p1363' }, ec)).toBe(true);
-    const pss = await b.sign({ key: keys.rsa!, mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA256, saltLen: 0, data: h256 });
+    const pss = await b.sign(keys.rsa!, { mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA256, saltLen: 0, data: h256 });
     expect(verify('sha256', msg, { key: pubs.rsa!, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 0 }, pss)).toBe(true);
     // raw CKM_RSA_PKCS input that is not a DigestInfo (hash_alg 0): checked by public-key recovery
     const raw = Buffer.from('arbitrary data');
-    const sig = await b.sign({ key: keys.rsa!, mechanism: C.CKM_RSA_PKCS, hashAlg: 0, mgf: 0, saltLen: 0, data: raw });
+    const sig = await b.sign(keys.rsa!, { mechanism: C.CKM_RSA_PKCS, hashAlg: 0, mgf: 0, saltLen: 0, data: raw });
     const { publicDecrypt } = await import('node:crypto');
     expect(publicDecrypt({ key: pubs.rsa!, padding: constants.RSA_PKCS1_PADDING }, sig).equals(raw)).toBe(true);
   });
@@ -105,7 +105,7 @@ describe('pkcs11 backend', () => {
     // SoftHSMv2 answers PSS with an MGF1 hash other than hashAlg with CKR_ARGUMENTS_BAD; the tool
     // gets CKR_MECHANISM_PARAM_INVALID (its arguments were fine, its parameters were not)
     const err = await Promise.resolve()
-      .then(() => b.sign({ key: keys.rsa!, mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA1, saltLen: 32, data: h256 }))
+      .then(() => b.sign(keys.rsa!, { mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA1, saltLen: 32, data: h256 }))
       .then(() => undefined, (e: unknown) => e as { ckr?: number; message: string });
     expect(err?.ckr).toBe(C.CKR_MECHANISM_PARAM_INVALID);
     expect(err?.message).toMatch(/CKR_ARGUMENTS_BAD/); // the log line keeps what the token said
@@ -115,11 +115,11 @@ describe('pkcs11 backend', () => {
     const fresh = new Pkcs11Backend({ library: LIB, tokenLabel: 'bk', pin: PIN, syncThresholdUs: 1_000_000 });
     await fresh.start();
     const k = fresh.tokens()[0]!.keys.find((x) => x.label === 'ec')!;
-    const req = { key: k, mechanism: C.CKM_ECDSA, hashAlg: C.CKM_SHA384, mgf: 0, saltLen: 0, data: h384 };
-    const first = fresh.sign(req);
+    const params = { mechanism: C.CKM_ECDSA, hashAlg: C.CKM_SHA384, mgf: 0, saltLen: 0, data: h384 };
+    const first = fresh.sign(k, params);
     expect(first).toBeInstanceOf(Promise);
     await first;
-    const second = fresh.sign(req);
+    const second = fresh.sign(k, params);
     expect(Buffer.isBuffer(second)).toBe(true); // synchronous: no thread hop
     expect(verify('sha384', msg, { key: pubs.ec!, dsaEncoding: 'ieee-p1363' }, second as Buffer)).toBe(true);
     expect(fresh.counters).toEqual({ sync: 1, async: 1 });
@@ -130,7 +130,7 @@ describe('pkcs11 backend', () => {
     await slow.start();
     const rk = slow.tokens()[0]!.keys.find((x) => x.label === 'rsa')!;
     const sigs = await Promise.all(
-      Array.from({ length: 12 }, () => slow.sign({ key: rk, mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA256, saltLen: 32, data: h256 })),
+      Array.from({ length: 12 }, () => slow.sign(rk, { mechanism: C.CKM_RSA_PKCS_PSS, hashAlg: C.CKM_SHA256, mgf: C.CKG_MGF1_SHA256, saltLen: 32, data: h256 })),
     );
     for (const s of sigs) expect(verify('sha256', msg, { key: pubs.rsa!, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, s)).toBe(true);
     expect(slow.counters).toEqual({ sync: 0, async: 12 });

@@ -12,7 +12,7 @@ import { StmError } from '../../src/backends/stm/errors.js';
 import { CKR_FUNCTION_REJECTED } from '../../src/core/pkcs11.js';
 import { StmBackend, type StmBackendOptions } from '../../src/backends/stm/index.js';
 import { HASHES } from '../../src/backends/stm/sigalg.js';
-import type { SignRequest } from '../../src/backends/types.js';
+import type { SignParams } from '../../src/backends/types.js';
 import { toPem } from '../../src/core/der.js';
 import type { KeyRecord } from '../../src/core/keys.js';
 import * as C from '../../src/core/pkcs11.js';
@@ -45,7 +45,8 @@ const key = (label: string): KeyRecord => {
 const certKey = (k: KeyRecord) => new X509Certificate(k.certificate!).publicKey;
 const digestInfo = (h: (typeof HASHES)[number], m = msg) => Buffer.concat([h.prefix, createHash(h.name).update(m).digest()]);
 const sha = (name: string, m = msg) => createHash(name).update(m).digest();
-const req = (k: KeyRecord, mechanism: number, data: Buffer, o: Partial<SignRequest> = {}): SignRequest => ({ key: k, mechanism, hashAlg: 0, mgf: 0, saltLen: 0, data, ...o });
+// backend.sign's two arguments: the key (as tokens() lists it) and what to sign
+const req = (k: KeyRecord, mechanism: number, data: Buffer, o: Partial<SignParams> = {}): [KeyRecord, SignParams] => [k, { mechanism, hashAlg: 0, mgf: 0, saltLen: 0, data, ...o }];
 async function refusal(p: Promise<unknown>): Promise<StmError> {
   const e = await p.then(() => undefined, (x: unknown) => x);
   expect(e).toBeInstanceOf(StmError);
@@ -98,10 +99,10 @@ describe('signing, verified with node:crypto against the emulator-issued certifi
   it('RSA PKCS#1 v1.5 over SHA-256/384/512 DigestInfos, and PSS', async () => {
     const k = key('codesign-rsa');
     for (const h of HASHES.filter((x) => x.stm)) {
-      const sig = await backend.sign(req(k, C.CKM_RSA_PKCS, digestInfo(h), { hashAlg: h.ckm }));
+      const sig = await backend.sign(...req(k, C.CKM_RSA_PKCS, digestInfo(h), { hashAlg: h.ckm }));
       expect(sig.length).toBe(384);
       expect(verify(h.name, msg, certKey(k), sig)).toBe(true);
-      const pss = await backend.sign(req(k, C.CKM_RSA_PKCS_PSS, sha(h.name), { hashAlg: h.ckm, mgf: h.mgf, saltLen: h.len }));
+      const pss = await backend.sign(...req(k, C.CKM_RSA_PKCS_PSS, sha(h.name), { hashAlg: h.ckm, mgf: h.mgf, saltLen: h.len }));
       expect(verify(h.name, msg, { key: certKey(k), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: h.len }, pss)).toBe(true);
     }
   });
@@ -109,7 +110,7 @@ describe('signing, verified with node:crypto against the emulator-issued certifi
   it('ECDSA: the service answers DER, the tool gets r‖s of 64 bytes', async () => {
     const k = key('codesign-ec');
     for (const h of ['sha256', 'sha384', 'sha512']) {
-      const sig = await backend.sign(req(k, C.CKM_ECDSA, sha(h)));
+      const sig = await backend.sign(...req(k, C.CKM_ECDSA, sha(h)));
       expect(sig.length).toBe(64);
       expect(verify(h, msg, { key: certKey(k), dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
     }
@@ -118,11 +119,11 @@ describe('signing, verified with node:crypto against the emulator-issued certifi
   it('one warm connection: many signatures, no new TLS handshake', async () => {
     const k = key('codesign-ec');
     const before = emu.stats().tlsHandshakes;
-    const sigs = await Promise.all(Array.from({ length: 6 }, () => backend.sign(req(k, C.CKM_ECDSA, sha('sha256')))));
+    const sigs = await Promise.all(Array.from({ length: 6 }, () => backend.sign(...req(k, C.CKM_ECDSA, sha('sha256')))));
     for (const s of sigs) expect(verify('sha256', msg, { key: certKey(k), dsaEncoding: 'ieee-p1363' }, s)).toBe(true);
     // concurrent requests may open a few more connections, sequential ones reuse them
     const mid = emu.stats().tlsHandshakes;
-    for (let i = 0; i < 5; i++) await backend.sign(req(k, C.CKM_ECDSA, sha('sha256')));
+    for (let i = 0; i < 5; i++) await backend.sign(...req(k, C.CKM_ECDSA, sha('sha256')));
     expect(emu.stats().tlsHandshakes).toBe(mid);
     expect(mid - before).toBeLessThanOrEqual(6);
   });
@@ -132,7 +133,7 @@ describe('signing, verified with node:crypto against the emulator-issued certifi
     try {
       const k = key('codesign-rsa');
       const h = HASHES.find((x) => x.name === 'sha256')!;
-      const sig = await backend.sign(req(k, C.CKM_RSA_PKCS, digestInfo(h)));
+      const sig = await backend.sign(...req(k, C.CKM_RSA_PKCS, digestInfo(h)));
       expect(verify('sha256', msg, certKey(k), sig)).toBe(true);
     } finally {
       emu.setFaults({});
@@ -147,14 +148,14 @@ describe('signing, verified with node:crypto against the emulator-issued certifi
     expect(await backend.refresh('test')).toBe(false); // nothing changed since
     const k = key('codesign-ed');
     expect(k.type).toBe('ed25519');
-    const sig = await backend.sign(req(k, C.CKM_EDDSA, msg));
+    const sig = await backend.sign(...req(k, C.CKM_EDDSA, msg));
     expect(verify(null, msg, certKey(k), sig)).toBe(true);
   }, 30_000);
 
   it('a signature that does not verify against the certificate never reaches the tool (CKR_DEVICE_ERROR)', async () => {
     const k = key('codesign-ec');
     const wrong = { ...k, publicKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey };
-    const e = await refusal(backend.sign(req(wrong, C.CKM_ECDSA, sha('sha256'))));
+    const e = await refusal(backend.sign(...req(wrong, C.CKM_ECDSA, sha('sha256'))));
     expect(e.ckr).toBe(C.CKR_DEVICE_ERROR);
     expect(e.message).toMatch(/does not verify against its certificate's public key/);
   });
@@ -166,7 +167,7 @@ describe('faults: retries, deadlines (emulator stats prove what happened)', () =
     emu.resetStats();
     emu.setFaults({ fail429Next: 2, retryAfterS: 0, fail503Next: 1 });
     const t0 = Date.now();
-    const sig = await backend.sign(req(k, C.CKM_ECDSA, sha('sha256')));
+    const sig = await backend.sign(...req(k, C.CKM_ECDSA, sha('sha256')));
     expect(verify('sha256', msg, { key: certKey(k), dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
     const s = emu.stats();
     expect(s.responses['429']).toBe(2);
@@ -181,7 +182,7 @@ describe('faults: retries, deadlines (emulator stats prove what happened)', () =
     emu.resetStats();
     emu.setFaults({ dropNext: 1 });
     const h = HASHES.find((x) => x.name === 'sha256')!;
-    const sig = await backend.sign(req(k, C.CKM_RSA_PKCS, digestInfo(h)));
+    const sig = await backend.sign(...req(k, C.CKM_RSA_PKCS, digestInfo(h)));
     expect(verify('sha256', msg, certKey(k), sig)).toBe(true);
     expect(emu.stats().dropped).toBe(1);
     emu.setFaults({});
@@ -194,7 +195,7 @@ describe('faults: retries, deadlines (emulator stats prove what happened)', () =
       emu.setFaults({ latencyMs: 3000 });
       const k = b.tokens()[0]!.keys.find((x) => x.label === 'codesign-ec')!;
       const t0 = Date.now();
-      const e = await refusal(b.sign(req(k, C.CKM_ECDSA, sha('sha256'))));
+      const e = await refusal(b.sign(...req(k, C.CKM_ECDSA, sha('sha256'))));
       expect(Date.now() - t0).toBeLessThan(1500);
       expect(e.ckr).toBe(C.CKR_DEVICE_ERROR);
       expect(e.message).toMatch(/did not complete the signature with codesign-ec within 400 ms/);
@@ -211,7 +212,7 @@ describe('faults: retries, deadlines (emulator stats prove what happened)', () =
       emu.setFaults({ rate429: 1, retryAfterS: null, scope: 'sign' });
       const k = b.tokens()[0]!.keys.find((x) => x.label === 'codesign-ec')!;
       const t0 = Date.now();
-      const e = await refusal(b.sign(req(k, C.CKM_ECDSA, sha('sha256'))));
+      const e = await refusal(b.sign(...req(k, C.CKM_ECDSA, sha('sha256'))));
       expect(Date.now() - t0).toBeLessThan(2500);
       expect(e.ckr).toBe(C.CKR_DEVICE_ERROR);
       expect(b.stats.retries).toBeGreaterThan(0);
@@ -233,22 +234,22 @@ describe('refusals: each its CK_RV and a sentence saying what to do', () => {
 
   it('release window closed, signature limit used up → CKR_FUNCTION_REJECTED', async () => {
     emu.setReleaseWindow(id, false);
-    let e = await refusal(backend.sign(req(k, C.CKM_ECDSA, sha('sha256'))));
+    let e = await refusal(backend.sign(...req(k, C.CKM_ECDSA, sha('sha256'))));
     expect(e.ckr).toBe(CKR_FUNCTION_REJECTED);
     expect(e.message).toMatch(/release window of keypair policy-ec is closed/);
     emu.setReleaseWindow(id, true);
     emu.setSignatureLimit(id, 0);
-    e = await refusal(backend.sign(req(k, C.CKM_ECDSA, sha('sha256'))));
+    e = await refusal(backend.sign(...req(k, C.CKM_ECDSA, sha('sha256'))));
     expect(e.ckr).toBe(CKR_FUNCTION_REJECTED);
     expect(e.message).toMatch(/used up its signature limit/);
     emu.setSignatureLimit(id, null);
-    await backend.sign(req(k, C.CKM_ECDSA, sha('sha256')));
+    await backend.sign(...req(k, C.CKM_ECDSA, sha('sha256')));
   });
 
   it('a suspended keypair → CKR_KEY_FUNCTION_NOT_PERMITTED, not retried', async () => {
     emu.resetStats();
     await emu.suspendKeypair(id);
-    const e = await refusal(backend.sign(req(k, C.CKM_ECDSA, sha('sha256'))));
+    const e = await refusal(backend.sign(...req(k, C.CKM_ECDSA, sha('sha256'))));
     expect(e.ckr).toBe(C.CKR_KEY_FUNCTION_NOT_PERMITTED);
     expect(e.message).toMatch(/STM refused: the keypair policy-ec is suspended .*; ask an STM admin to resume it/);
     expect(emu.stats().requests['POST /keypairs/{id}/sign']).toBe(1);
@@ -261,7 +262,7 @@ describe('credentials', () => {
     await b.start();
     try {
       const kk = b.tokens()[0]!.keys.find((x) => x.label === 'codesign-ec')!;
-      const sig = await b.sign(req(kk, C.CKM_ECDSA, sha('sha256')));
+      const sig = await b.sign(...req(kk, C.CKM_ECDSA, sha('sha256')));
       expect(verify('sha256', msg, { key: certKey(kk), dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
     } finally {
       await b.close();

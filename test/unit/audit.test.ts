@@ -1,17 +1,20 @@
 // The audit log on its own (src/daemon/audit.ts): a line is in the file when append() resolves,
 // concurrent lines share writes (group commit), rotation by size keeps `keep` files, every line
-// parses; and the server withholds a signature whose audit line could not be written.
+// parses; and the dispatcher withholds a signature whose audit line could not be written.
 // End to end through the module with SIGKILL: test/e2e/audit.test.ts.
-import { createHash } from 'node:crypto';
+import { createHash, verify } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as C from '../../src/core/pkcs11.js';
-import { AuditLog, auditRecord } from '../../src/daemon/audit.js';
+import { Pkcs11Backend } from '../../src/backends/pkcs11/index.js';
+import { AuditLog, auditRecord, type SignAuditEvent } from '../../src/daemon/audit.js';
+import { Dispatcher } from '../../src/daemon/dispatcher.js';
+import { DaemonServer } from '../../src/daemon/server.js';
 import { DaemonClient } from '../../src/ipc/client.js';
-import { DaemonServer, type SignAuditEvent } from '../../src/ipc/server.js';
+import { testToken } from '../helpers/token.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sb-audit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -124,9 +127,10 @@ describe('auditRecord', () => {
     const d = sha('hello');
     const e: SignAuditEvent = {
       ...base,
+      key,
       req: { key_handle: Buffer.from('aa', 'hex'), mechanism: BigInt(C.CKM_RSA_PKCS), hash_alg: BigInt(C.CKM_SHA256), mgf: 0n, salt_len: 0, data: Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), d]) },
     };
-    expect(auditRecord(e, key)).toEqual({
+    expect(auditRecord(e)).toEqual({
       time: '2026-01-02T03:04:05.678Z',
       peer: { uid: 1000, pid: 42, exe: '/usr/bin/osslsigncode' },
       key: { id: '01', label: 'rsa-3072', handle: 'aa' },
@@ -143,11 +147,12 @@ describe('auditRecord', () => {
     const e: SignAuditEvent = {
       ...base,
       peer: undefined,
+      key: undefined,
       rv: C.CKR_KEY_HANDLE_INVALID,
       message: 'no key with handle bb',
       req: { key_handle: Buffer.from('bb', 'hex'), mechanism: BigInt(C.CKM_EDDSA), hash_alg: 0n, mgf: 0n, salt_len: 0, data: msg },
     };
-    const r = auditRecord(e, undefined);
+    const r = auditRecord(e);
     expect(r).toMatchObject({
       peer: null,
       key: { id: null, label: null, handle: 'bb' },
@@ -161,36 +166,49 @@ describe('auditRecord', () => {
   });
 });
 
-describe('the server and its audit sink', () => {
+describe('the dispatcher and its audit sink', () => {
   it('a signature whose audit line cannot be written is withheld (CKR_FUNCTION_FAILED); one that can is returned after it', async () => {
+    // a real token key (the run's SoftHSMv2 token); only the audit sink is made to fail
+    const t = testToken();
+    process.env.SOFTHSM2_CONF = t.softhsmConf;
+    const backend = new Pkcs11Backend({ library: t.library, tokenLabel: t.tokenLabel, pin: readFileSync(t.pinFile, 'utf8').trim() });
+    await backend.start();
+    const key = backend.tokens()[0]!.keys.find((k) => k.label === 'ec-p256')!;
     const sock = join(dir, 'srv', 's.sock');
     let fail = true;
     const order: string[] = [];
-    const server = new DaemonServer({
-      socketPath: sock,
-      logger: silent,
+    const seen: SignAuditEvent[] = [];
+    const dispatcher = new Dispatcher({
+      backend,
       serverName: 'test',
-      handler: { inventoryFrame: () => Buffer.alloc(0), sign: () => Buffer.from('signature') },
       audit: {
-        sign: async () => {
+        recordSign: async (e) => {
+          seen.push(e);
           await new Promise((r) => setTimeout(r, 20));
           order.push('audited');
           if (fail) throw new Error('ENOSPC: no space left on device');
         },
       },
     });
+    const server = new DaemonServer({ socketPath: sock, logger: silent, accept: dispatcher.accept });
     await server.listen();
     const c = await DaemonClient.connect({ socketPath: sock });
+    const digest = createHash('sha256').update('audited message').digest();
     try {
-      const req = { key_handle: Buffer.from('aa', 'hex'), mechanism: 1n, hash_alg: 0n, mgf: 0n, salt_len: 0, data: Buffer.from('x') };
+      const req = { key_handle: key.handle, mechanism: BigInt(C.CKM_ECDSA), hash_alg: BigInt(C.CKM_SHA256), mgf: 0n, salt_len: 0, data: digest };
       await expect(c.sign(req)).rejects.toMatchObject({ ckr: C.CKR_FUNCTION_FAILED, message: expect.stringContaining('audit log') });
       fail = false;
       const sig = await c.sign(req).then((s) => (order.push('replied'), s));
-      expect(sig.toString()).toBe('signature');
+      expect(verify('sha256', Buffer.from('audited message'), { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
       expect(order).toEqual(['audited', 'audited', 'replied']);
+      // the line names the very record that signed: the handle was resolved once
+      expect(seen.map((e) => e.key)).toEqual([key, key]);
+      expect(seen[1]!.key).toBe(key);
+      expect(seen.map((e) => e.rv)).toEqual([0, 0]);
     } finally {
       c.close();
       await server.close();
+      await backend.close();
     }
     expect(existsSync(sock)).toBe(false);
   });

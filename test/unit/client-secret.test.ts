@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CKR_PIN_INCORRECT, CKR_PIN_LOCKED } from '../../src/core/pkcs11.js';
 import { ClientSecret, CKR_USER_TYPE_INVALID } from '../../src/daemon/client-auth.js';
 import { readClientSecretFile } from '../../src/daemon/secrets.js';
-import type { PeerInfo } from '../../src/ipc/server.js';
+import type { PeerInfo } from '../../src/daemon/server.js';
 
 const SECRET = 'unit-client-secret-5b8e1a';
 const lines: string[] = [];

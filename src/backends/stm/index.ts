@@ -3,7 +3,7 @@
 // discovered at start, refreshed on an interval, on SIGHUP and when STM says a keypair is gone;
 // the module sees them exactly like the pkcs11 backend's keys (one token, objects from KeyRecords).
 //
-// A signature: SignRequest → sig_alg + hash (sigalg.ts) → POST keypairs/{id}/sign over the warm
+// A signature: SignParams → sig_alg + hash (sigalg.ts) → POST keypairs/{id}/sign over the warm
 // connection pool (http.ts) → PKCS#11 form (ECDSA DER → r‖s) → checked against the certificate's
 // public key (verify.ts) → back to the tool.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { children, decode, ecdsaDerToRaw, parseCertificate, readUnsignedInteger, TAG } from '../../core/der.js';
 import { describeKey, keyHandle, type Curve, type KeyRecord, type KeyType, type TokenRecord } from '../../core/keys.js';
 import { CKM_ECDSA, CKM_EDDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS } from '../../core/pkcs11.js';
-import type { Backend, SignRequest } from '../types.js';
+import type { Backend, SignParams } from '../types.js';
 import { tlsOptions, type StmCredentialFiles } from './credentials.js';
 import { StmError, stmError } from './errors.js';
 import { StmClient, type CertificateItem, type KeypairDetails } from './http.js';
@@ -50,10 +50,20 @@ export interface StmBackendOptions {
 }
 
 interface KeyState {
+  /** The backend that listed the key (a record of another instance is refused). */
+  owner: StmBackend;
   keypairId: string;
   alias: string;
   account: unknown;
 }
+
+// The keypair behind a KeyRecord travels on the record itself: the daemon resolves a key_handle
+// once and hands that record to sign(), which then needs no second lookup.
+const STM_KEY = Symbol('signbridge.stm.keypair');
+type StmKey = KeyRecord & { [STM_KEY]?: KeyState };
+
+/** One signature with its key, as sigalg.ts plans it. */
+type StmSignRequest = SignParams & { key: KeyRecord };
 
 const NAMED_CURVES: Record<string, { curve: Curve; bits: number }> = {
   prime256v1: { curve: 'P-256', bits: 256 },
@@ -99,7 +109,6 @@ export class StmBackend implements Backend {
   readonly name = 'stm';
   private client: StmClient | undefined;
   private token: TokenRecord | undefined;
-  private state = new Map<string, KeyState>();
   private gen = 0n;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<boolean> | undefined;
@@ -187,7 +196,7 @@ export class StmBackend implements Backend {
       description: `signbridge stm: ${client.display}`.slice(0, 64),
       keys: keys.map((x) => x.k),
     };
-    this.state = new Map(keys.map(({ k, st }) => [k.handle.toString('hex'), st]));
+    for (const { k, st } of keys) (k as StmKey)[STM_KEY] = st;
     this.gen = gen;
     this.log?.info({ reason, host: client.display, keys: keys.map(({ k }) => `${k.label} (${describeKey(k)})`) }, 'STM keys ready');
     return true;
@@ -267,7 +276,7 @@ export class StmBackend implements Backend {
       mechanisms: stmMechanisms(shape.type, { pss: this.opts.pss ?? true }),
       local: true, // generated in STM's HSM
     };
-    return { k, st: { keypairId, alias: label, account: kp.account ?? c.account } };
+    return { k, st: { owner: this, keypairId, alias: label, account: kp.account ?? c.account } };
   }
 
   tokens(): TokenRecord[] {
@@ -278,11 +287,12 @@ export class StmBackend implements Backend {
     return this.gen;
   }
 
-  sign(req: SignRequest): Promise<Buffer> {
-    const st = this.state.get(req.key.handle.toString('hex'));
-    if (!st || this.closing || !this.client) {
-      return Promise.reject(stmError('SIGNBRIDGE_ERR_STM_KEYPAIR_NOT_FOUND', { keypair: req.key.label, detail: 'not in the current key list' }));
+  sign(key: KeyRecord, params: SignParams): Promise<Buffer> {
+    const st = (key as StmKey)[STM_KEY];
+    if (!st || st.owner !== this || this.closing || !this.client) {
+      return Promise.reject(stmError('SIGNBRIDGE_ERR_STM_KEYPAIR_NOT_FOUND', { keypair: key.label, detail: 'not in the current key list' }));
     }
+    const req: StmSignRequest = { key, ...params };
     let plan: StmSignPlan;
     try {
       plan = planSign(req);
@@ -296,7 +306,7 @@ export class StmBackend implements Backend {
     return p;
   }
 
-  private async signRemote(client: StmClient, req: SignRequest, st: KeyState, plan: StmSignPlan): Promise<Buffer> {
+  private async signRemote(client: StmClient, req: StmSignRequest, st: KeyState, plan: StmSignPlan): Promise<Buffer> {
     const t0 = Date.now();
     const body: { hash: string; sig_alg: string; account?: unknown } = { hash: plan.hash.toString('base64'), sig_alg: plan.sigAlg };
     if (st.account !== undefined && st.account !== null) body.account = st.account;
@@ -343,7 +353,7 @@ export class StmBackend implements Backend {
     return sig;
   }
 
-  private verifies(req: SignRequest, plan: StmSignPlan, sig: Buffer): boolean {
+  private verifies(req: StmSignRequest, plan: StmSignPlan, sig: Buffer): boolean {
     const pub = req.key.publicKey;
     switch (req.mechanism) {
       case CKM_RSA_PKCS:

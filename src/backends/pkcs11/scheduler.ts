@@ -1,0 +1,199 @@
+// Where and on which token session a signature runs. A libuv thread hop costs ~100 µs, more than
+// the daemon's whole overhead budget, but a slow key must not stall other clients. So each key
+// keeps its measured sign times: below `thresholdUs` it signs synchronously on the event loop (on
+// a session used only by synchronous signs — they cannot interleave); otherwise, and for a key's
+// first signature (unknown cost), it signs asynchronously on the libuv pool with a session of its
+// own from a bounded pool, so concurrent async signs never share a session.
+import type { Logger } from 'pino';
+import type * as P from 'pkcs11js';
+import type { KeyRecord } from '../../core/keys.js';
+import { signError, tokenError } from './token-errors.js';
+
+/** How many recent event-loop sign times decide whether a key stays there (their median). */
+const SYNC_SAMPLES = 5;
+export const CKF_SERIAL_SESSION = 4;
+
+/** What the scheduler knows about one key; it travels on the KeyRecord itself (see placementOf). */
+export interface KeyPlacement {
+  /** The scheduler (so the backend instance and token session set) that owns `obj`. */
+  readonly owner: SignScheduler;
+  /** The private key's object handle on the token. */
+  readonly obj: Buffer;
+  /** Exact signature length, so C_Sign never needs a length query. */
+  readonly sigLen: number;
+  /** Primitives this key may use on this token. */
+  readonly primitives: ReadonlySet<number>;
+  /**
+   * Where the key signs. It starts on the thread pool (its cost is unknown); an asynchronous sign
+   * that completes under the threshold moves it to the event loop, and it goes back only when the
+   * median of its last SYNC_SAMPLES event-loop signs is over the threshold — one sign that was slow
+   * because the loop was preempted (slow signatures busy on every core) does not move it.
+   */
+  onLoop: boolean;
+  /** Recent event-loop sign times, µs. */
+  syncUs: number[];
+}
+
+// A symbol slot on the backend's own KeyRecords: the daemon resolves a key_handle once, and the
+// record it hands to sign() already holds this — no second lookup by handle or identity.
+const PLACEMENT = Symbol('signbridge.pkcs11.placement');
+type PlacedKey = KeyRecord & { [PLACEMENT]?: KeyPlacement };
+
+export function placementOf(key: KeyRecord): KeyPlacement | undefined {
+  return (key as PlacedKey)[PLACEMENT];
+}
+
+export function place(key: KeyRecord, p: Omit<KeyPlacement, 'onLoop' | 'syncUs'>): void {
+  (key as PlacedKey)[PLACEMENT] = { ...p, onLoop: false, syncUs: [] };
+}
+
+export interface SchedulerOptions {
+  lib: P.PKCS11;
+  slot: Buffer;
+  thresholdUs: number;
+  maxAsyncSessions: number;
+  /** Incremented per signature: `sync` on the event loop, `async` on the thread pool. */
+  counters: { sync: number; async: number };
+  logger?: Logger | undefined;
+}
+
+export class SignScheduler {
+  private syncSession: Buffer;
+  private idle: Buffer[] = [];
+  private openAsync = 0;
+  private waiters: Array<(s: Buffer) => void> = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  /** Opens the event-loop session at once (throws the token's error). */
+  constructor(private readonly o: SchedulerOptions) {
+    this.syncSession = o.lib.C_OpenSession(o.slot, CKF_SERIAL_SESSION);
+  }
+
+  /** Sign on the event loop (returns the signature) or on the thread pool (returns a promise). */
+  sign(st: KeyPlacement, mech: P.Mechanism, data: Buffer): Buffer | Promise<Buffer> {
+    if (st.onLoop) {
+      this.o.counters.sync++;
+      return this.signSync(st, mech, data);
+    }
+    this.o.counters.async++;
+    const p = this.signAsync(st, mech, data);
+    this.inFlight.add(p);
+    const done = (): void => void this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private recordSync(st: KeyPlacement, us: number): void {
+    st.syncUs.push(us);
+    if (st.syncUs.length > SYNC_SAMPLES) st.syncUs.shift();
+    if (st.syncUs.length < SYNC_SAMPLES) return;
+    const median = [...st.syncUs].sort((a, b) => a - b)[SYNC_SAMPLES >> 1]!;
+    if (median >= this.o.thresholdUs) {
+      st.onLoop = false;
+      st.syncUs = [];
+    }
+  }
+
+  private recordAsync(st: KeyPlacement, us: number): void {
+    // includes waiting for a pool thread: a fast key measured under load simply stays here longer
+    if (us < this.o.thresholdUs) st.onLoop = true;
+  }
+
+  private signSync(st: KeyPlacement, mech: P.Mechanism, data: Buffer): Buffer {
+    const lib = this.o.lib;
+    const s = this.syncSession;
+    const t0 = process.hrtime.bigint();
+    try {
+      lib.C_SignInit(s, mech, st.obj);
+      const sig = lib.C_Sign(s, data, Buffer.allocUnsafe(st.sigLen));
+      this.recordSync(st, Number(process.hrtime.bigint() - t0) / 1000);
+      return sig;
+    } catch (e) {
+      // An operation may be left active (e.g. after CKR_BUFFER_TOO_SMALL): start from a clean session.
+      this.replaceSyncSession();
+      throw signError('C_Sign', e);
+    }
+  }
+
+  private replaceSyncSession(): void {
+    try {
+      this.o.lib.C_CloseSession(this.syncSession);
+    } catch {
+      /* already gone */
+    }
+    try {
+      this.syncSession = this.o.lib.C_OpenSession(this.o.slot, CKF_SERIAL_SESSION);
+    } catch (e) {
+      this.o.logger?.error({ err: (e as Error).message }, 'cannot reopen the signing session');
+    }
+  }
+
+  private acquire(): Promise<Buffer> {
+    const s = this.idle.pop();
+    if (s) return Promise.resolve(s);
+    if (this.openAsync < this.o.maxAsyncSessions) {
+      try {
+        const n = this.o.lib.C_OpenSession(this.o.slot, CKF_SERIAL_SESSION);
+        this.openAsync++;
+        return Promise.resolve(n);
+      } catch (e) {
+        return Promise.reject(tokenError('C_OpenSession', e));
+      }
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(s: Buffer, healthy: boolean): void {
+    if (!healthy) {
+      try {
+        this.o.lib.C_CloseSession(s);
+      } catch {
+        /* ignore */
+      }
+      this.openAsync--;
+      const w = this.waiters.shift();
+      if (w) this.acquire().then(w, () => this.waiters.unshift(w));
+      return;
+    }
+    const w = this.waiters.shift();
+    if (w) w(s);
+    else this.idle.push(s);
+  }
+
+  private async signAsync(st: KeyPlacement, mech: P.Mechanism, data: Buffer): Promise<Buffer> {
+    const s = await this.acquire();
+    const lib = this.o.lib;
+    const t0 = process.hrtime.bigint();
+    try {
+      lib.C_SignInit(s, mech, st.obj);
+    } catch (e) {
+      this.release(s, false);
+      throw signError('C_SignInit', e);
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      lib.C_Sign(s, data, Buffer.allocUnsafe(st.sigLen), (err, sig) => {
+        if (err) {
+          this.release(s, false);
+          reject(signError('C_Sign', err));
+          return;
+        }
+        this.release(s, true);
+        this.recordAsync(st, Number(process.hrtime.bigint() - t0) / 1000);
+        resolve(sig);
+      });
+    });
+  }
+
+  /** Wait for in-flight asynchronous signatures, then close every session this scheduler opened. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+    for (const s of [...this.idle, this.syncSession]) {
+      try {
+        this.o.lib.C_CloseSession(s);
+      } catch {
+        /* ignore */
+      }
+    }
+    this.idle = [];
+  }
+}

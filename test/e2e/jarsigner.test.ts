@@ -326,7 +326,7 @@ describe('the digest mechanisms the module adds for SunPKCS11 (C_Digest*, comput
 });
 
 // SunPKCS11 builds a key's chain by searching certificates whose CKA_SUBJECT is the issuer
-// (CONSUMERS.md). A token of its own: one RSA key whose certificate is issued by a CA that is also
+// (docs/consumers.md "SunPKCS11"). A token of its own: one RSA key whose certificate is issued by a CA that is also
 // stored on the backing token; the daemon serves the CA as a certificate object.
 describe('a CA-issued certificate: SunPKCS11 finds the chain on the token', () => {
   let chainDaemon: RunningDaemon | undefined;

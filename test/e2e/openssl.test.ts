@@ -170,7 +170,7 @@ describe('openssl dgst -sign through the libp11 engine', () => {
   });
 });
 
-describe('libp11 and the EdDSA slot (CONSUMERS.md: an Ed25519 key breaks libp11 0.4.12 lookups on its token)', () => {
+describe('libp11 and the EdDSA slot (docs/consumers.md "libp11": an Ed25519 key breaks libp11 0.4.12 lookups on its token)', () => {
   it('the module serves an Ed25519 key in slot 1, and libp11 still finds the RSA and EC keys of token signbridge-matrix', async () => {
     // the Ed25519 key is there, in the same module, on a token of its own
     const o = await runOk('pkcs11-tool', ['--module', signbridgeModule(), '--slot', '1', '-O'], { ...process.env, ...daemon.env });

@@ -125,7 +125,7 @@ describe('pkcs11-tool lists what the module serves', () => {
     const rsa = ['RSA-PKCS', 'SHA256-RSA-PKCS', 'SHA384-RSA-PKCS', 'SHA512-RSA-PKCS', 'RSA-PKCS-PSS', 'SHA256-RSA-PKCS-PSS', 'SHA384-RSA-PKCS-PSS', 'SHA512-RSA-PKCS-PSS'];
     const ec = ['ECDSA', 'ECDSA-SHA256', 'ECDSA-SHA384', 'ECDSA-SHA512'];
     for (const m of [...rsa, ...ec]) expect(slot0.stdout, m).toMatch(new RegExp(`^\\s*${m}, keySize=\\{\\d+,\\d+\\}, .*\\bsign\\b`, 'm'));
-    // RSA sizes in bits (CONSUMERS.md: SunPKCS11 checks them against the key): 2048..4096 must fit
+    // RSA sizes in bits (docs/consumers.md "SunPKCS11": checks them against the key): 2048..4096 must fit
     const [, min, max] = /^\s*RSA-PKCS, keySize=\{(\d+),(\d+)\}/m.exec(slot0.stdout)!;
     expect(Number(min)).toBeLessThanOrEqual(2048);
     expect(Number(max)).toBeGreaterThanOrEqual(4096);
@@ -210,7 +210,7 @@ function cases(): SignCase[] {
     }
   }
   // the largest salt (emLen - hLen - 2, RFC 8017 §9.1.1): what openssl's engine asks for by default
-  // (CONSUMERS.md). MGF1 uses the message hash: SoftHSMv2 2.6.1 refuses any other (CKR_ARGUMENTS_BAD).
+  // (docs/consumers.md "libp11"). MGF1 uses the message hash: SoftHSMv2 2.6.1 refuses any other (CKR_ARGUMENTS_BAD).
   out.push({
     name: 'rsa-2048 RSA-PKCS-PSS (sha256 in, MGF1-SHA256, salt 222 = max)',
     key: 'rsa-2048',

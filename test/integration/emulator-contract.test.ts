@@ -1,5 +1,5 @@
 // Contract tests of the STM emulator (docs/emulator.md) against the seed's request/response shapes
-// and error codes (/work/shared/reference/STM-API.md, stm-keypair-and-sign.txt). A real HTTPS
+// and error codes (docs/stm-api.md, after DigiCert's STM tutorial). A real HTTPS
 // server, real SoftHSMv2 keys; every signature is verified with node:crypto against the
 // certificate the emulator hands out, and every certificate against the emulator CA.
 import { spawn, spawnSync } from 'node:child_process';
@@ -222,7 +222,7 @@ describe('certificates', () => {
     expect(new Date(item.valid_to).getTime()).toBeGreaterThan(Date.now());
     expect(Buffer.from(item.chain[0].blob, 'base64').equals(caCert().raw)).toBe(true);
 
-    // page one at a time until offset + items.length >= total (STM-API.md)
+    // page one at a time until offset + items.length >= total (docs/stm-api.md "Paging")
     const seen: string[] = [];
     for (let offset = 0; ; offset += 1) {
       const p = await get(`${API}/certificates?limit=1&offset=${offset}&certificate_status=ACTIVE`);

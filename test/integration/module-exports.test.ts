@@ -1,4 +1,4 @@
-// The built module exports exactly the 68 PKCS#11 v2.40 entry points and nothing else (STYLE.md,
+// The built module exports exactly the 68 PKCS#11 v2.40 entry points and nothing else (docs/design.md "Conventions",
 // kmsp11 binary_test), and depends on no Node/napi symbols.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';

@@ -114,6 +114,8 @@ try {
   // P processes × T threads at once against the same daemon (bench/concurrent.mjs)
   const { concurrentRows, printConcurrentTable } = await import('./concurrent.mjs');
   printConcurrentTable(await concurrentRows({ module: modulePath(), socket, daemonPid: daemon.pid }), 'RSA-3072 and P-256, every mechanism');
+  const { cliStartupRows, printCliStartup } = await import('./cli-startup.mjs');
+  printCliStartup(cliStartupRows());
 } finally {
   p11kit?.kill('SIGTERM');
   await daemon.stop();

@@ -14,6 +14,13 @@ bool hidden(const SlotRec& slot, const ObjectRec& o, const SessionTable& session
   return (slot.token_flags & CKF_LOGIN_REQUIRED) && o.is_private && !sessions.logged_in(slot.id);
 }
 
+void notice_login_required() {
+  notice_once(NoticeCause::LoginRequired,
+              "the signbridge daemon requires a login before its private keys can be used (it was started with "
+              "--client-secret-file): give the tool that secret as its PIN, e.g. pkcs11-tool --login --pin, "
+              "osslsigncode -pass, jarsigner -storepass, pin-value= in a pkcs11: URI");
+}
+
 // Slot/session calls report an unreachable daemon as CKR_DEVICE_ERROR (design.md).
 Status device(const Status& s) {
   if (s.rv() == CKR_CRYPTOKI_NOT_INITIALIZED) return s;

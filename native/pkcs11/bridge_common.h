@@ -15,6 +15,10 @@ void forget_pin_if_unused(State& st);
 // Objects hidden from this session: a private object on a token that requires login, before
 // C_Login (design.md "Login model").
 bool hidden(const SlotRec& slot, const ObjectRec& o, const SessionTable& sessions);
+// The default stderr line (notice.h) for a tool that uses a private key of a token with
+// CKF_LOGIN_REQUIRED without C_Login: its own error ("not logged in", "key not found") does not
+// say which secret it needs.
+void notice_login_required();
 
 // Slot/session calls report an unreachable daemon as CKR_DEVICE_ERROR (design.md).
 Status device(const Status& s);

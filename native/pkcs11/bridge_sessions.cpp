@@ -128,9 +128,9 @@ Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG co
     if (!tmpl[i].pValue && tmpl[i].ulValueLen) return Status(CKR_ARGUMENTS_BAD);
   sess.found.clear();
   sess.found_pos = 0;
+  bool missed_private = false;  // a private key matched but stays hidden until C_Login
   for (CK_OBJECT_HANDLE oh : ctx.slot->objects) {
     const ObjectRec& o = *ctx.inv->object(oh);
-    if (hidden(*ctx.slot, o, st->sessions)) continue;
     bool match = true;
     // Exact byte match on any attribute; CK_ULONG values are stored in native width, so a
     // caller's CK_ULONG compares as is.
@@ -139,8 +139,12 @@ Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG co
       const Value* v = o.is_sensitive(a.type) ? nullptr : o.find(a.type);
       match = v && v->size() == a.ulValueLen && (a.ulValueLen == 0 || memcmp(v->data(), a.pValue, a.ulValueLen) == 0);
     }
-    if (match) sess.found.push_back(oh);
+    if (!match) continue;
+    if (hidden(*ctx.slot, o, st->sessions)) missed_private = missed_private || count > 0;
+    else sess.found.push_back(oh);
   }
+  // A tool looking for a key it has not logged in for finds nothing and says "key not found".
+  if (missed_private) notice_login_required();
   sess.find_active = true;
   return Status::Ok();
 }

@@ -18,8 +18,10 @@ Status sign_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech, CK_OBJECT_HANDLE
   if (ctx.session->sign) return Status(CKR_OPERATION_ACTIVE);
   const ObjectRec* o = ctx.inv->object(key);
   if (!o || o->slot != ctx.slot->id) return Status(CKR_KEY_HANDLE_INVALID);
-  if (hidden(*ctx.slot, *o, st->sessions))
+  if (hidden(*ctx.slot, *o, st->sessions)) {
+    notice_login_required();
     return Status(CKR_USER_NOT_LOGGED_IN, "C_SignInit: the token requires C_Login before using its private keys");
+  }
   ASSIGN_OR_RETURN(ctx.session->sign, make_sign_op(*ctx.slot, *o, mech));
   return Status::Ok();
 }

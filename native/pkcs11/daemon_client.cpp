@@ -13,6 +13,13 @@ namespace {
 constexpr size_t MAX_IDLE = 4;
 constexpr const char* CLIENT_NAME = "libsignbridge-pkcs11/0.1.0";
 
+// The daemon's own words from await_reply's "… refused HELLO: <message>".
+std::string after_refusal(const std::string& m) {
+  const std::string mark = "refused HELLO: ";
+  size_t at = m.find(mark);
+  return at == std::string::npos ? m : m.substr(at + mark.size());
+}
+
 // "1" or "1..2": the protocol versions this module speaks (protocol.md "HELLO").
 std::string proto_range() {
   std::string s = std::to_string(proto::VERSION_MIN);
@@ -124,7 +131,7 @@ Result<std::unique_ptr<Connection>> DaemonClient::connect_greet(bool* absent, in
         .with_notice(NoticeCause::RefusedByDaemon);
   if (!s.ok() && !conn->broken)  // an error reply: the daemon does not accept our versions
     return Status(CKR_DEVICE_ERROR, "module speaks protocol " + ours + ", the daemon at " + cfg_.socket_path +
-                                        " does not (it answered: " + s.message() +
+                                        " does not (it answered: " + after_refusal(s.message()) +
                                         "): use the same signbridge version on both sides")
         .with_notice(NoticeCause::VersionMismatch);
   if (!s.ok()) return Status(CKR_DEVICE_ERROR, s.message()).with_notice(s.notice());
@@ -280,7 +287,7 @@ Status DaemonClient::sign(const proto::Bytes& key_handle, uint64_t mechanism, ui
     if (s.rv() == CKR_USER_NOT_LOGGED_IN)  // the tool never logged in; its own error names no cause
       notice_once(NoticeCause::LoginRequired,
                   "the signbridge daemon at " + c.path() +
-                      " requires a login before signing: give the tool the client secret as its PIN (e.g. pkcs11-tool --login --pin, osslsigncode -pass, jarsigner -storepass); the daemon reads it from --client-secret-file");
+                      " requires a login before signing (it was started with --client-secret-file): give the tool that secret as its PIN, e.g. pkcs11-tool --login --pin, osslsigncode -pass, jarsigner -storepass, pin-value= in a pkcs11: URI");
     RETURN_IF_ERROR(s);
     if (reply.signature.size != sig_len)
       return Status(CKR_DEVICE_ERROR, "the signbridge daemon returned a " + std::to_string(reply.signature.size) +

@@ -4,28 +4,11 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SignbridgeError, sbError } from '../core/errors.js';
-import { EXIT, VERSION, exitCodeFor } from '../daemon/index.js';
-import { DAEMON_HELP, runDaemonCommand } from './daemon.js';
-import { DOCTOR_HELP, runDoctor } from './doctor.js';
-import { KEYS_HELP, runKeys } from './keys.js';
-import { MODULE_PATH_HELP, runModulePath } from './module-path.js';
+import { EXIT, VERSION } from '../core/exit-codes.js';
+import { MODULE_PATH_HELP, USAGE } from './help.js';
 
-const USAGE = `Usage: signbridge <command> [options]
-
-Commands:
-  module-path   print the path of libsignbridge-pkcs11.so (give it to your signing tool)
-  daemon        run the signing daemon (see \`signbridge daemon --help\`)
-  keys          list the keys a running daemon serves, with their pkcs11: URIs
-  demo          sign a Windows executable end to end: module → daemon (stm) → STM emulator
-                (\`--backend pkcs11\`: the local chain with a throw-away SoftHSMv2 token)
-  emulator      a local DigiCert Software Trust Manager emulator (\`signbridge emulator --help\`)
-  doctor        check the module, the daemon, its keys and the signing tools; each problem with its fix
-
-Run \`signbridge <command> --help\` for a command's options.
-`;
-
-const HELP: Record<string, string> = { 'module-path': MODULE_PATH_HELP, daemon: DAEMON_HELP, keys: KEYS_HELP, doctor: DOCTOR_HELP };
-
+// Each command's code is imported when it runs: `signbridge module-path` and `--help` load no
+// daemon, backend or logger (bench/cli-startup.mjs measures them).
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -40,15 +23,15 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'module-path':
       if (wantsHelp) {
-        process.stdout.write(HELP[cmd]!);
+        process.stdout.write(MODULE_PATH_HELP);
         return EXIT.OK;
       }
       if (rest.length > 0) throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: `unexpected argument ${rest[0]!}`, command: cmd });
-      return runModulePath();
+      return (await import('./module-path.js')).runModulePath();
     case 'daemon':
-      return runDaemonCommand(rest);
+      return (await import('./daemon.js')).runDaemonCommand(rest);
     case 'keys':
-      return runKeys(rest);
+      return (await import('./keys.js')).runKeys(rest);
     case 'demo': {
       // src/demo/ is written separately; loaded lazily so other commands never depend on it.
       const demo = (await import('../demo/demo.js' as string)) as { runDemo(args: string[]): Promise<number | void> };
@@ -60,17 +43,18 @@ export async function main(argv: string[]): Promise<number> {
       return emu.runEmulatorCli(rest);
     }
     case 'doctor':
-      return runDoctor(rest);
+      return (await import('./doctor.js')).runDoctor(rest);
     default:
       process.stderr.write(`signbridge: unknown command "${cmd}"\n\n${USAGE}`);
       return EXIT.CONFIG;
   }
 }
 
-function report(e: unknown): number {
+async function report(e: unknown): Promise<number> {
   if (e instanceof SignbridgeError) {
     process.stderr.write(`signbridge: ${e.message}\n`);
-    return exitCodeFor(e);
+    // the daemon's table of codes → exit statuses (it knows the STM errors too)
+    return (await import('../daemon/index.js')).exitCodeFor(e);
   }
   // node:util parseArgs errors (unknown option, missing value) are usage errors.
   const code = (e as { code?: string })?.code;
@@ -88,8 +72,8 @@ export function run(argv: string[]): Promise<void> {
     (code) => {
       process.exitCode = code;
     },
-    (e: unknown) => {
-      process.exitCode = report(e);
+    async (e: unknown) => {
+      process.exitCode = await report(e);
     },
   );
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { sbError } from '../core/errors.js';
 import { parseCertificate, OID, decode, readOid } from '../core/der.js';
 import { nameToString, pkcs11Uri } from '../core/keys.js';
 import { attr, type P11Object, type P11Slot } from '../core/objects.js';
@@ -8,14 +9,11 @@ import {
 } from '../core/pkcs11.js';
 import { defaultSocketPath } from '../core/paths.js';
 import { DaemonClient } from '../ipc/client.js';
+import { modulePath } from '../native/loader.js';
+import { recipes, TOOLS, type Tool } from './recipes.js';
+import { KEYS_HELP } from './help.js';
 
-export const KEYS_HELP = `Usage: signbridge keys [--json] [--socket <path>]
-
-Lists the keys a running signbridge daemon serves: label, CKA_ID (hex), algorithm, certificate
-subject and expiry, and the pkcs11: URI to give a signing tool (e.g. osslsigncode -key).
-  --json            machine-readable output
-  --socket <path>   the daemon's socket (default: $SIGNBRIDGE_SOCKET, else the per-user default)
-`;
+export { KEYS_HELP } from './help.js';
 
 export interface KeyInfo {
   slot: number;
@@ -89,7 +87,13 @@ export function keysOf(slots: P11Slot[]): KeyInfo[] {
 export async function runKeys(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean' }, socket: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      json: { type: 'boolean' },
+      recipes: { type: 'boolean' },
+      tool: { type: 'string', multiple: true },
+      socket: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -97,6 +101,14 @@ export async function runKeys(argv: string[]): Promise<number> {
     process.stdout.write(KEYS_HELP);
     return 0;
   }
+  const tools = (values.tool ?? []).flatMap((t) => t.split(','));
+  for (const t of tools) {
+    if (!(TOOLS as readonly string[]).includes(t))
+      throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: `--tool ${t}: not one of ${TOOLS.join(', ')}`, command: 'keys' });
+  }
+  if (tools.length > 0 && !values.recipes) throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: '--tool goes with --recipes', command: 'keys' });
+  // Before connecting: a missing module is worth knowing even when the daemon is down.
+  const module = values.recipes ? modulePath() : '';
   const client = await DaemonClient.connect({ socketPath: values.socket ?? defaultSocketPath(), clientName: `signbridge keys pid=${process.pid}` });
   let keys: KeyInfo[];
   try {
@@ -106,6 +118,10 @@ export async function runKeys(argv: string[]): Promise<number> {
   }
   if (values.json) {
     process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
+    return 0;
+  }
+  if (values.recipes && keys.length > 0) {
+    process.stdout.write(recipes(keys, tools.length ? (tools as Tool[]) : TOOLS, module));
     return 0;
   }
   if (keys.length === 0) {

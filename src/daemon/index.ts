@@ -21,8 +21,8 @@ import { Dispatcher } from './dispatcher.js';
 import { checkSecretFiles, readClientSecretFile } from './secrets.js';
 import { DaemonServer } from './server.js';
 
-export const VERSION = '0.1.0';
-export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, BACKEND: 3, SOCKET: 4 } as const;
+import { EXIT, VERSION } from '../core/exit-codes.js';
+export { EXIT, VERSION };
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   SIGNBRIDGE_ERR_CONFIG: EXIT.CONFIG,

@@ -268,3 +268,23 @@ describe('a daemon run as root serves a non-root tool', () => {
     expect(r.notices).toEqual([]);
   });
 });
+
+describe('a root daemon that does not let this user in', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startTestDaemon();
+    chmodSync(dirname(d.env.SIGNBRIDGE_SOCKET!), 0o711);
+    chmodSync(d.env.SIGNBRIDGE_SOCKET!, 0o666);
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it('the tool gets one line: the daemon closed the connection, run as its user or start it with --allow-uid', async () => {
+    const r = runAsTool(harness, [module], { SIGNBRIDGE_SOCKET: d.env.SIGNBRIDGE_SOCKET! });
+    expect(r.stdout).toContain(`slots ${CKR_FUNCTION_FAILED} 0`);
+    expect(r.notices, r.stderr).toHaveLength(1);
+    expect(r.notices[0]).toContain(`the signbridge daemon at ${d.env.SIGNBRIDGE_SOCKET!} closed the connection without answering`);
+    expect(r.notices[0]).toContain(`start the daemon with --allow-uid ${TOOL_UID}`);
+  });
+});

@@ -329,10 +329,16 @@ describe('without a daemon', () => {
     expect(stderr).toContain(`signbridge: C_GetSlotList: cannot reach the signbridge daemon at ${socket} (No such file or directory); start it with "signbridge daemon ...`);
   });
 
-  it('prints nothing without SIGNBRIDGE_DEBUG', async () => {
-    const { out, stderr } = await runChild({ SIGNBRIDGE_SOCKET: join(dir, 'nobody-here.sock'), SIGNBRIDGE_DEBUG: '0' });
+  it('without SIGNBRIDGE_DEBUG: one notice line for the process; SIGNBRIDGE_QUIET=1: nothing', async () => {
+    const socket = join(dir, 'nobody-here.sock');
+    const { out, stderr } = await runChild({ SIGNBRIDGE_SOCKET: socket, SIGNBRIDGE_DEBUG: '0' });
     expect(out.slotList).toBe(pkcs11js.CKR_FUNCTION_FAILED);
-    expect(stderr).not.toContain('signbridge:');
+    expect(stderr.split('\n').filter((l) => l.startsWith('signbridge:')), stderr).toEqual([
+      `signbridge: cannot reach the signbridge daemon at ${socket} (No such file or directory); start it with "signbridge daemon ..." or set SIGNBRIDGE_SOCKET`,
+    ]);
+    const quiet = await runChild({ SIGNBRIDGE_SOCKET: socket, SIGNBRIDGE_DEBUG: '0', SIGNBRIDGE_QUIET: '1' });
+    expect(quiet.out.slotList).toBe(pkcs11js.CKR_FUNCTION_FAILED);
+    expect(quiet.stderr).not.toContain('signbridge:');
   });
 
   it('bounds a daemon that accepts but never answers by SIGNBRIDGE_TIMEOUT_MS', async () => {

@@ -1,0 +1,38 @@
+// Help texts the CLI prints without loading a command's code (`signbridge --help` and
+// `signbridge module-path` must start fast: every recipe runs `$(signbridge module-path)`).
+
+export const USAGE = `Usage: signbridge <command> [options]
+
+Commands:
+  module-path   print the path of libsignbridge-pkcs11.so (give it to your signing tool)
+  daemon        run the signing daemon (see \`signbridge daemon --help\`)
+  keys          list the keys a running daemon serves, with their pkcs11: URIs
+                (\`--recipes\`: the command line of each signing tool for each key)
+  demo          sign a Windows executable end to end: module → daemon (stm) → STM emulator
+                (\`--backend pkcs11\`: the local chain with a throw-away SoftHSMv2 token)
+  emulator      a local DigiCert Software Trust Manager emulator (\`signbridge emulator --help\`)
+  doctor        check the module, the daemon, its keys and the signing tools; each problem with its fix
+
+Run \`signbridge <command> --help\` for a command's options.
+`;
+
+export const MODULE_PATH_HELP = `Usage: signbridge module-path
+
+Prints the absolute path of libsignbridge-pkcs11.so, the PKCS#11 module to give signing tools
+(osslsigncode -pkcs11module, SunPKCS11 library=, pkcs11-tool --module).
+Lookup order: $SIGNBRIDGE_MODULE, else beside the addon: build/Release/ (a local build) before
+prebuilds/<platform>-<arch>/ (shipped with the package).
+`;
+
+export const KEYS_HELP = `Usage: signbridge keys [--json] [--socket <path>]
+       signbridge keys --recipes [--tool osslsigncode|jarsigner|openssl|pkcs11-tool] [--socket <path>]
+
+Lists the keys a running signbridge daemon serves: label, CKA_ID (hex), algorithm, certificate
+subject and expiry, and the pkcs11: URI to give a signing tool (e.g. osslsigncode -key).
+  --json            machine-readable output
+  --recipes         for each key, the exact command line of each signing tool (this machine's
+                    module path, the key's URI or alias), ready to paste; inputs are app.exe,
+                    app.jar and file in the current directory
+  --tool <name>     only this tool's recipes (repeat, or comma-separate)
+  --socket <path>   the daemon's socket (default: $SIGNBRIDGE_SOCKET, else the per-user default)
+`;

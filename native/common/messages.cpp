@@ -54,10 +54,9 @@ bool decode_frame(const uint8_t* p, size_t n, Frame& f, std::string& err) {
   if (request || (r.ok() && f.status.rv == 0)) {
     // The call table picks the body record (protocol.def SB_CALL).
     switch (f.call) {
-#include "protocol_def_open.h"
-#undef SB_CALL
 #define SB_CALL(code, NAME, Id, Req, Rep) \
   case Call::Id: request ? decode_as<Req>(r, f) : decode_as<Rep>(r, f); break;
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
     }

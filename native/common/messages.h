@@ -25,9 +25,8 @@ struct ReplyStatus {
 // A whole frame, decoded. For replies, `status` holds the envelope and `body` is monostate
 // when rv != 0. The alternatives are every call's request and reply record (protocol.def).
 using Body = std::variant<std::monostate
-#include "protocol_def_open.h"
-#undef SB_CALL
 #define SB_CALL(code, NAME, Id, Req, Rep) , Req, Rep
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
                           >;

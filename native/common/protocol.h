@@ -18,18 +18,16 @@ using size = size_t;
 
 // VERSION_MIN/MAX, HELLO_MAGIC, MAX_FRAME, HEADER_SIZE (u32 length, u8 call, u8 kind, u32 id),
 // MIN_LENGTH/MAX_LENGTH (bounds of `length`), KIND_*, MAX_KEY_HANDLE, CKU_USER_TYPE.
-#include "protocol_def_open.h"
-#undef SB_CONST
 #define SB_CONST(type, name, value) constexpr def_types::type name = value;
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
 
 enum class Kind : uint8_t { Request = KIND_REQUEST, Reply = KIND_REPLY };
 
 enum class Call : uint8_t {
-#include "protocol_def_open.h"
-#undef SB_CALL
 #define SB_CALL(code, NAME, Id, Req, Rep) Id = code,
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
 };
@@ -41,9 +39,8 @@ struct CallInfo {
 
 // The one call table (protocol.md "Call table (version 1)").
 inline constexpr CallInfo CALL_TABLE[] = {
-#include "protocol_def_open.h"
-#undef SB_CALL
 #define SB_CALL(code, NAME, Id, Req, Rep) {Call::Id, #NAME},
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
 };

@@ -60,15 +60,6 @@ struct Equals {
 };
 
 // ---- pass 1: the structs (aggregates, members in wire order) ----
-#include "protocol_def_open.h"
-#undef SB_RECORD
-#undef SB_FIELD
-#undef SB_FIELD_MAX
-#undef SB_FIELD_IS
-#undef SB_FIELD_INIT
-#undef SB_ARRAY
-#undef SB_END
-#undef SB_VIEW
 #define SB_RECORD(Name) template <class Rep> struct Name##T {
 #define SB_FIELD(type, name) field_t<Rep, wt::type> name{};
 #define SB_FIELD_MAX(type, name, limit) field_t<Rep, wt::type> name{};
@@ -79,19 +70,12 @@ struct Equals {
   };                 \
   using Name = Name##T<Owned>;
 #define SB_VIEW(View, Record) using View = Record##T<Borrowed>;
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
 
 // ---- pass 2: each record's fields in wire order: v(wire type, member, "name", rule) ----
 template <class M> struct Fields;
-#include "protocol_def_open.h"
-#undef SB_RECORD
-#undef SB_FIELD
-#undef SB_FIELD_MAX
-#undef SB_FIELD_IS
-#undef SB_FIELD_INIT
-#undef SB_ARRAY
-#undef SB_END
 #define SB_RECORD(Name)                          \
   template <class Rep> struct Fields<Name##T<Rep>> { \
     template <class M, class V>                  \
@@ -104,19 +88,12 @@ template <class M> struct Fields;
 #define SB_END(Name) \
   }                  \
   };
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
 
 // ---- pass 3: smallest encoding of each record, for Reader::count (protocol.md "array<T>") ----
 template <class M> struct MinSize;
-#include "protocol_def_open.h"
-#undef SB_RECORD
-#undef SB_FIELD
-#undef SB_FIELD_MAX
-#undef SB_FIELD_IS
-#undef SB_FIELD_INIT
-#undef SB_ARRAY
-#undef SB_END
 #define SB_RECORD(Name) \
   template <class Rep> struct MinSize<Name##T<Rep>> { static constexpr size_t value = 0
 #define SB_FIELD(type, name) +min_wire_size<wt::type>
@@ -127,6 +104,7 @@ template <class M> struct MinSize;
 #define SB_END(Name) \
   ;                  \
   };
+#include "protocol_def_open.h"
 #include "protocol.def"
 #include "protocol_def_close.h"
 

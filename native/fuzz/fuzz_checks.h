@@ -96,10 +96,9 @@ inline FrameVerdict check_frame(const uint8_t* p, size_t n) {
     switch (static_cast<proto::Call>(p[4])) {
       // Every call's reply record from the call table (protocol.def); SIGN as the module reads
       // it, in place.
-#include "../common/protocol_def_open.h"
-#undef SB_CALL
 #define SB_CALL(code, NAME, Id, Req, Rep) \
   case proto::Call::Id: hot = reply_body_ok<hot_reply_t<proto::Rep>>(body, bn); break;
+#include "../common/protocol_def_open.h"
 #include "../common/protocol.def"
 #include "../common/protocol_def_close.h"
     }

@@ -74,6 +74,9 @@ async function expectSignedByDaemon(primitive: string, before: number): Promise<
   expect(await waitFor(() => signedInLog(daemon.logFile, primitive) > before), `daemon log has a ${primitive} signature`).toBe(true);
 }
 
+/** The signing primitive the daemon logs for a key label (hash-then-sign arrives as a digest). */
+const primitiveOf = (label: string): string => (label.startsWith('rsa') ? 'CKM_RSA_PKCS' : 'CKM_ECDSA');
+
 beforeAll(async () => {
   requireCommand('openssl', 'openssl');
   // throws with the exact install lines (bookworm-backports, pinned) when pkcs11-provider is missing
@@ -141,8 +144,10 @@ describe('openssl dgst -sha256 -sign through the pkcs11 provider', () => {
   for (const label of ['rsa-3072', 'ec-p256']) {
     it(`${label}: openssl dgst -verify (plain) says Verified OK, and fails on another message`, async () => {
       const sig = join(work, `dgst-${label}.sig`);
+      const before = signedInLog(daemon.logFile, primitiveOf(label));
       const s = await withProvider(['dgst', '-sha256', '-sign', uri(label), '-out', sig, msg]);
       expect(s.status, `${describeRun(s)}\n--- daemon stderr\n${daemon.stderr()}`).toBe(0);
+      await expectSignedByDaemon(primitiveOf(label), before);
       const v = await plain(['dgst', '-sha256', '-verify', pub[label]!, '-signature', sig, msg]);
       expect(v.stdout, describeRun(v)).toMatch(/^Verified OK$/m);
       const bad = await plain(['dgst', '-sha256', '-verify', pub[label]!, '-signature', sig, otherMsg]);
@@ -180,8 +185,10 @@ describe('openssl cms -sign through the pkcs11 provider', () => {
     it(`${label}: a detached CMS signature that plain openssl cms -verify accepts with the certificate as CA`, async () => {
       const cert = testKey(label, 'matrix').certPath;
       const p7s = join(work, `cms-${label}.p7s`);
+      const before = signedInLog(daemon.logFile, primitiveOf(label));
       const s = await withProvider(['cms', '-sign', '-binary', '-in', msg, '-signer', cert, '-inkey', uri(label), '-md', 'sha256', '-outform', 'DER', '-out', p7s]);
       expect(s.status, `${describeRun(s)}\n--- daemon stderr\n${daemon.stderr()}`).toBe(0);
+      await expectSignedByDaemon(primitiveOf(label), before);
       // the matrix certificates are self-signed code-signing certificates: -purpose any
       const verify = (content: string) => plain(['cms', '-verify', '-binary', '-inform', 'DER', '-in', p7s, '-content', content, '-CAfile', cert, '-purpose', 'any', '-out', join(work, 'cms-out.bin')]);
       const v = await verify(msg);

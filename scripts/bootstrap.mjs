@@ -5,13 +5,14 @@
 //   node scripts/bootstrap.mjs demo|test|bench [args passed to the target…]
 //
 // 1. checks the system packages in scripts/system-requirements.json; missing ones are installed
-//    with apt-get when running as root, otherwise the exact apt-get line is printed (exit 1);
+//    with apt-get when running as root, otherwise the exact apt-get line is printed (exit 1); a
+//    requirement with a `suite` (pkcs11-provider: bookworm-backports) gets that suite, pinned for it;
 // 2. `npm ci` when node_modules is missing (npm's `prepare` builds everything), else
 //    `npm run build` (incremental);
 // 3. runs the target: `node lib/cli/index.js demo`, `npx vitest run`, or the bench.
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,6 +61,51 @@ function run(cmd, args, opts = {}) {
   return r.status ?? 1;
 }
 
+const SOURCES_LIST = '/etc/apt/sources.list';
+const SOURCES_DIR = '/etc/apt/sources.list.d';
+const PREFERENCES_DIR = '/etc/apt/preferences.d';
+
+/** Root's lines for a package from another suite; the same as .ci/run and src/demo/requirements.ts. */
+function suiteLines(suite, pkg) {
+  return [
+    `{ grep -Eqs '^[^#]*${suite}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources || echo 'deb http://deb.debian.org/debian ${suite} main' > /etc/apt/sources.list.d/${suite}.list; }`,
+    `printf 'Package: ${pkg}\\nPin: release n=${suite}\\nPin-Priority: 500\\n' > /etc/apt/preferences.d/signbridge-${pkg}`,
+    'apt-get update',
+    `apt-get install -y -t ${suite} ${pkg}`,
+  ];
+}
+
+/** Whether an enabled apt source (one-line .list or deb822 .sources) names `suite`. */
+function suiteListed(suite) {
+  const files = [SOURCES_LIST];
+  try {
+    for (const f of readdirSync(SOURCES_DIR)) if (/\.(list|sources)$/.test(f)) files.push(join(SOURCES_DIR, f));
+  } catch {
+    /* no sources.list.d */
+  }
+  const re = new RegExp(`^[^#]*${suite}`, 'm'); // suite names are [a-z-]: nothing to escape
+  return files.some((f) => {
+    try {
+      return re.test(readFileSync(f, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Adds `suite` (deb.debian.org, main) when no source lists it, and pins it for `pkg` alone:
+ * backports is NotAutomatic, so nothing else is taken from it unless asked for with -t.
+ */
+function addPinnedSuite(suite, pkg) {
+  if (!suiteListed(suite)) {
+    const list = join(SOURCES_DIR, `${suite}.list`);
+    process.stderr.write(`bootstrap: adding ${suite} to ${list}\n`);
+    writeFileSync(list, `deb http://deb.debian.org/debian ${suite} main\n`);
+  }
+  writeFileSync(join(PREFERENCES_DIR, `signbridge-${pkg}`), `Package: ${pkg}\nPin: release n=${suite}\nPin-Priority: 500\n`);
+}
+
 function ensureSystemPackages(mode) {
   if (process.platform !== 'linux') {
     process.stderr.write('bootstrap: not Linux — skipping the Debian package check; install SoftHSMv2, osslsigncode and a C++ toolchain yourself\n');
@@ -67,15 +113,24 @@ function ensureSystemPackages(mode) {
   }
   const missing = missingRequirements(['build', mode]);
   if (missing.length === 0) return;
-  const pkgs = [...new Set(missing.map((r) => r.package))];
-  const line = `apt-get install -y ${pkgs.join(' ')}`;
-  for (const r of missing) process.stderr.write(`bootstrap: missing ${r.name} (Debian package ${r.package})\n`);
+  const pkgs = [...new Set(missing.filter((r) => !r.suite).map((r) => r.package))];
+  const fromSuite = missing.filter((r) => r.suite);
+  const lines = [
+    ...(pkgs.length > 0 ? [`apt-get install -y ${pkgs.join(' ')}`] : []),
+    ...fromSuite.flatMap((r) => suiteLines(r.suite, r.package)),
+  ];
+  const line = lines.join(' && ');
+  for (const r of missing) process.stderr.write(`bootstrap: missing ${r.name} (Debian package ${r.package}${r.suite ? `, from ${r.suite}` : ''})\n`);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot) die(`run as root: ${line}   (then run this command again)`);
-  if (!onPath('apt-get')) die(`apt-get not found; install these packages with your package manager: ${pkgs.join(' ')}`);
+  if (!onPath('apt-get')) die(`apt-get not found; install these packages with your package manager: ${missing.map((r) => r.package).join(' ')}`);
+  for (const r of fromSuite) addPinnedSuite(r.suite, r.package);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   if (run('apt-get', ['update'], { env }) !== 0) die('apt-get update failed: check the network and /etc/apt/sources.list*');
-  if (run('apt-get', ['install', '-y', ...pkgs], { env }) !== 0) die(`apt-get install failed: try \`${line}\` yourself`);
+  if (pkgs.length > 0 && run('apt-get', ['install', '-y', ...pkgs], { env }) !== 0) die(`apt-get install failed: try \`${line}\` yourself`);
+  for (const r of fromSuite) {
+    if (run('apt-get', ['install', '-y', '-t', r.suite, r.package], { env }) !== 0) die(`apt-get install failed: try \`${line}\` yourself`);
+  }
   const still = missingRequirements(['build', mode]);
   if (still.length > 0) die(`still missing after apt-get: ${still.map((r) => r.name).join(', ')}`);
 }

@@ -13,6 +13,8 @@ export interface Requirement {
   files?: string[];
   needed_for: Purpose[];
   note?: string;
+  /** a Debian suite the package comes from (pinned for it alone), e.g. bookworm-backports */
+  suite?: string;
 }
 
 export function multiarch(): string {
@@ -62,9 +64,25 @@ export function missingFor(purposes: Purpose[], reqs = loadRequirements()): Requ
   return reqs.filter((r) => r.needed_for.some((p) => purposes.includes(p)) && !isMet(r));
 }
 
-/** `apt-get install -y …` for the missing requirements. */
+/**
+ * Root's commands that add `suite` (deb.debian.org, main) and pin it for `pkg` alone; the same lines
+ * as .ci/run and scripts/bootstrap.mjs. Backports is NotAutomatic, so nothing else comes from it.
+ */
+export function suiteLines(suite: string, pkg: string): string[] {
+  return [
+    `{ grep -Eqs '^[^#]*${suite}' /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources || echo 'deb http://deb.debian.org/debian ${suite} main' > /etc/apt/sources.list.d/${suite}.list; }`,
+    `printf 'Package: ${pkg}\\nPin: release n=${suite}\\nPin-Priority: 500\\n' > /etc/apt/preferences.d/signbridge-${pkg}`,
+    'apt-get update',
+    `apt-get install -y -t ${suite} ${pkg}`,
+  ];
+}
+
+/** `apt-get install -y …` for the missing requirements (then the lines of any from another suite). */
 export function aptLine(missing: Requirement[]): string {
-  return `apt-get install -y ${[...new Set(missing.map((r) => r.package))].join(' ')}`;
+  const plain = [...new Set(missing.filter((r) => !r.suite).map((r) => r.package))];
+  const lines = plain.length > 0 ? [`apt-get install -y ${plain.join(' ')}`] : [];
+  for (const r of missing) if (r.suite) lines.push(...suiteLines(r.suite, r.package));
+  return lines.join(' && ');
 }
 
 /** Throws with the apt-get line when something `purposes` need is missing. */
@@ -79,6 +97,6 @@ export function assertRequirements(purposes: Purpose[]): void {
 export function requiredFile(pkg: string): string {
   const r = loadRequirements().find((x) => x.package === pkg && x.files);
   const f = r && resolveFile(r);
-  if (!f) throw new Error(`${r?.name ?? pkg} not found: run as root: apt-get install -y ${pkg}`);
+  if (!f) throw new Error(`${r?.name ?? pkg} not found: run as root: ${r ? aptLine([r]) : `apt-get install -y ${pkg}`}`);
   return f;
 }

@@ -2,7 +2,7 @@
 // signbridge daemon → SoftHSMv2 ("signbridge-matrix"). Signs with `openssl pkeyutl` and `openssl dgst`
 // through pkcs11: URIs, creates a self-signed certificate and a CSR with bridged keys; plain openssl
 // (no engine) verifies everything against the public key of the key's certificate.
-// OpenSSL 3's pkcs11-provider is not packaged for Debian 12 (docs/recipes/openssl.md).
+// The OpenSSL 3 provider form (pkcs11-provider) is tested in openssl-provider.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

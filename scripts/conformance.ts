@@ -6,6 +6,7 @@
 // (test/conformance/pkcs11test.ts). Needs a built signbridge (`npm run build`), g++ and make.
 // Exit 0: every difference is listed and true; 1: anything else, or no run at all (printed).
 // SIGNBRIDGE_CONFORMANCE_RESULTS=<file> also writes every case's result there (JSON), to update the list.
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,14 +63,19 @@ try {
   log(`two fresh SoftHSMv2 tokens in ${dir} …`);
   const bridgeToken = await createToken({ stateDir: join(dir, 'bridge'), tokenLabel: 'conformance', keys: [...KEYS] });
   const directToken = await createToken({ stateDir: join(dir, 'direct'), tokenLabel: 'conformance', keys: [...KEYS] });
-  const pin = readFileSync(bridgeToken.pinFile, 'utf8').trim();
+  const directPin = readFileSync(directToken.pinFile, 'utf8').trim();
   const directSlot = softHsmSlotId(directToken);
   // one copy of the direct token per lane: cases that create objects must not see each other's
   const directTargets: Target[] = Array.from({ length: LANES }, (_, lane) => {
     const laneDir = join(dir, `direct-${lane}`);
     cpSync(join(dir, 'direct', 'tokens'), join(laneDir, 'tokens'), { recursive: true });
-    return { name: 'direct', module: directToken.library, slot: directSlot, pin, env: { ...process.env, SOFTHSM2_CONF: writeSoftHsmConf(laneDir) } };
+    return { name: 'direct', module: directToken.library, slot: directSlot, pin: directPin, env: { ...process.env, SOFTHSM2_CONF: writeSoftHsmConf(laneDir) } };
   });
+  // With a client secret the bridge's token reports CKF_LOGIN_REQUIRED and checks the PIN, as a
+  // token does: pkcs11test then runs its login cases through signbridge too (README "Security model").
+  const secret = randomBytes(16).toString('hex');
+  const secretFile = join(dir, 'client-secret');
+  writeFileSync(secretFile, secret, { mode: 0o600 });
   const socket = join(dir, 'signbridge.sock');
   daemon = await startDaemon({
     socket,
@@ -78,10 +84,10 @@ try {
     tokenLabel: bridgeToken.tokenLabel,
     pinFile: bridgeToken.pinFile,
     logFile: join(dir, 'daemon.log'),
-    extraArgs: ['--log-level', 'warn'],
+    extraArgs: ['--log-level', 'warn', '--client-secret-file', secretFile],
   });
   // signbridge has one slot, id 0 (docs/design.md)
-  const bridge: Target = { name: 'signbridge', module: modulePath(), slot: '0', pin, env: { ...process.env, SIGNBRIDGE_SOCKET: socket, SIGNBRIDGE_QUIET: '1' } };
+  const bridge: Target = { name: 'signbridge', module: modulePath(), slot: '0', pin: secret, env: { ...process.env, SIGNBRIDGE_SOCKET: socket, SIGNBRIDGE_QUIET: '1' } };
 
   const cases = listCases(bin, directTargets[0]!);
   log(`${cases.length} cases × 2 targets, one process each, ${LANES} at a time, ${TIMEOUT_MS / 1000} s timeout each …`);

@@ -77,8 +77,11 @@ export function buildPkcs11test(archive: string, log: (s: string) => void): stri
     const top = readdirSync(work);
     const src = existsSync(join(work, 'makefile')) || existsSync(join(work, 'Makefile')) ? work : top.length === 1 ? join(work, top[0]!) : work;
     execFileSync('make', ['-C', src, '-j2', 'pkcs11test'], { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
-    rmSync(cache, { recursive: true, force: true });
-    renameSync(src, cache);
+    // another run may have finished the same build meanwhile: keep its copy (it may be running)
+    if (!existsSync(bin)) {
+      rmSync(cache, { recursive: true, force: true });
+      renameSync(src, cache);
+    }
   } catch (e) {
     const err = e as { stderr?: Buffer };
     throw new ConformanceSetupError(`building pkcs11test failed (needs g++ and make): ${err.stderr?.toString().slice(-3000) ?? String(e)}`);
@@ -98,7 +101,11 @@ export interface Target {
   env: NodeJS.ProcessEnv;
 }
 
-/** -X: the tokens' SO PIN is not kept (token-setup.ts), so SO-login cases are skipped on both targets alike. */
+/**
+ * -X: the tokens' SO PIN is not kept (token-setup.ts), so SO-login cases are skipped on both targets
+ * alike. pkcs11test takes the user PIN only as -u: it is the PIN of a throwaway token, or a client
+ * secret made for this one run, never a real one.
+ */
 function args(t: Target): string[] {
   return ['-m', basename(t.module), '-l', dirname(t.module), '-s', t.slot, '-u', t.pin, '-X'];
 }

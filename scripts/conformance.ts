@@ -86,7 +86,7 @@ try {
     logFile: join(dir, 'daemon.log'),
     extraArgs: ['--log-level', 'warn', '--client-secret-file', secretFile],
   });
-  // signbridge has one slot, id 0 (docs/design.md)
+  // the daemon's first token is slot 0 (src/core/objects.ts numbers slots 2 × token index)
   const bridge: Target = { name: 'signbridge', module: modulePath(), slot: '0', pin: secret, env: { ...process.env, SIGNBRIDGE_SOCKET: socket, SIGNBRIDGE_QUIET: '1' } };
 
   const cases = listCases(bin, directTargets[0]!);

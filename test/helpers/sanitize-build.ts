@@ -2,7 +2,7 @@
 // the libFuzzer target, the corpus harness and the sanitized PKCS#11 module. Built with clang into
 // one directory under the OS temp dir (never into build/), serialized across vitest workers by a
 // lock directory, incremental across runs. A missing tool fails with the apt-get line.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -113,6 +113,44 @@ export function sanitizeBuild(targets: string[]): SanitizeBuild {
   });
   const bin = (name: string) => join(sanitizeDir, 'Release', name);
   return { dir: sanitizeDir, bin, module: bin('libsignbridge-pkcs11.so'), seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Every target the tests build with ASan/UBSan. */
+export const SANITIZE_TARGETS = ['signbridge-pkcs11', 'sb_codec_test', 'sb_unit_test', 'sb_fuzz_codec', 'sb_codec_harness'];
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-12000)));
+    p.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-12000)));
+    p.on('error', reject);
+    p.on('close', (status) => resolve({ status, out }));
+  });
+}
+
+/**
+ * The whole sanitizer build, asynchronously, from the global setup: a cold build takes a minute or
+ * more, and a test worker blocked that long in sanitizeBuild's spawnSync misses vitest's RPC
+ * heartbeat ("Timeout calling onTaskUpdate"). Afterwards each test's sanitizeBuild is a quick
+ * up-to-date check. Without clang it does nothing: the tests that need it fail with the apt line.
+ */
+export async function prebuildSanitized(): Promise<void> {
+  try {
+    clangRuntime();
+  } catch {
+    return;
+  }
+  const env = { ...process.env, CC: 'clang', CXX: 'clang++' };
+  if (!existsSync(join(sanitizeDir, 'CMakeCache.txt'))) {
+    const c = await run('cmake', ['-S', join(root, 'native', 'fuzz'), '-B', sanitizeDir, '-DSIGNBRIDGE_SANITIZE=ON', '-DSIGNBRIDGE_FUZZ=ON'], env);
+    if (c.status !== 0) {
+      rmSync(sanitizeDir, { recursive: true, force: true });
+      throw new Error(`configuring the sanitizer build failed (${APT_SANITIZE}):\n${c.out}`);
+    }
+  }
+  const b = await run('cmake', ['--build', sanitizeDir, '-j2', '--target', ...SANITIZE_TARGETS], env);
+  if (b.status !== 0) throw new Error(`building the ASan/UBSan targets failed:\n${b.out}`);
 }
 
 /**

@@ -9,6 +9,7 @@ import type { TestProject } from 'vitest/node';
 import { aptLine, missingFor } from '../../src/demo/requirements.js';
 import { createToken } from '../../src/softhsm/token-setup.js';
 import { readFileSync } from 'node:fs';
+import { prebuildSanitized } from '../helpers/sanitize-build.js';
 import { registeredSecrets, registerTestSecrets, scanLogs } from '../helpers/secrets.js';
 import type { TestToken } from '../helpers/token.js';
 
@@ -24,7 +25,7 @@ export const TEST_TOKEN_LABEL = 'signbridge-test';
 // Vitest runs a globalSetup once per project; all run in this one process, so the first call
 // creates the token and the others reuse it (ONE token per run).
 const SHARED = Symbol.for('signbridge.test.softhsm');
-type Shared = { details: Promise<TestToken>; matrix: Promise<TestToken>; owners: number };
+type Shared = { details: Promise<TestToken>; matrix: Promise<TestToken>; sanitized: Promise<void>; owners: number };
 const g = globalThis as typeof globalThis & { [SHARED]?: Shared };
 
 export default async function setup(project: TestProject): Promise<() => void> {
@@ -35,12 +36,15 @@ export default async function setup(project: TestProject): Promise<() => void> {
     process.env.SIGNBRIDGE_TEST_LOG_DIR ??= mkdtempSync(join(tmpdir(), 'signbridge-test-logs-'));
     const details = createRunToken();
     // created after the first: SoftHSMv2 keygen is CPU-bound and the machine has two cores
-    shared = { details, matrix: details.then((d) => createMatrixToken(d.stateDir)), owners: 0 };
+    const matrix = details.then((d) => createMatrixToken(d.stateDir));
+    // the ASan/UBSan build after the tokens (CPU), before any test (see prebuildSanitized)
+    shared = { details, matrix, sanitized: matrix.then(() => prebuildSanitized()), owners: 0 };
     g[SHARED] = shared;
   }
   shared.owners++;
   const details = await shared.details;
   const matrix = await shared.matrix;
+  await shared.sanitized;
   project.provide('softhsm', details);
   project.provide('matrix', matrix);
   // also through the environment: forks inherit it, and helpers run outside a test context can read it

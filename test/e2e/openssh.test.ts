@@ -14,7 +14,7 @@ import { packageRoot } from '../../src/native/loader.js';
 import { requireCommand, runOk, signedInLog, waitFor } from '../helpers/consumer-tools.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { signbridgeModule } from '../helpers/module.js';
-import { keyPart, shBlocks, sshKeyOfCert, startAgent, startSshd, type Agent, type Sshd } from '../helpers/openssh.js';
+import { keyPart, shBlocks, sshdPath, sshKeyOfCert, startAgent, startSshd, type Agent, type Sshd } from '../helpers/openssh.js';
 import { describeRun, runCommand } from '../helpers/run.js';
 import { testToken } from '../helpers/token.js';
 
@@ -37,7 +37,8 @@ function verifyFile(allowed: string, principal: string, sig: string, msg: string
 
 beforeAll(async () => {
   for (const [cmd, pkg] of [['ssh', 'openssh-client'], ['ssh-keygen', 'openssh-client'], ['ssh-agent', 'openssh-client'],
-    ['ssh-add', 'openssh-client'], ['sshd', 'openssh-server'], ['git', 'git']] as const) requireCommand(cmd, pkg);
+    ['ssh-add', 'openssh-client'], ['git', 'git']] as const) requireCommand(cmd, pkg);
+  sshdPath();
   module = signbridgeModule();
   work = mkdtempSync(join(tmpdir(), 'sb-ssh-'));
   daemon = await startTestDaemon({ token: 'matrix', extraArgs: ['--log-level', 'debug'] });

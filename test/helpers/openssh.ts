@@ -2,7 +2,7 @@
 // host key and authorized_keys in a temp dir), an ssh-agent in the foreground, and public keys
 // converted by ssh-keygen itself from the token's certificates (never from signbridge's output).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { publicKeyFromCert, requireCommand, runOk, waitFor } from './consumer-tools.js';
@@ -38,6 +38,11 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** /usr/sbin/sshd (not on a non-root PATH), or the apt-get line that installs it. */
+export function sshdPath(): string {
+  return existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : requireCommand('sshd', 'openssh-server');
+}
+
 export interface Sshd {
   port: number;
   /** known_hosts line for this server's host key */
@@ -50,7 +55,7 @@ export interface Sshd {
 
 /** sshd -D -e on 127.0.0.1:<free port>, public-key logins only, for the current user (root in CI). */
 export async function startSshd(dir: string): Promise<Sshd> {
-  const sshd = requireCommand('sshd', 'openssh-server'); // absolute: sshd re-executes itself
+  const sshd = sshdPath(); // absolute: sshd re-executes itself
   // privilege separation directory (Debian creates it in the service unit, not the package)
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   mkdirSync(dir, { recursive: true });

@@ -56,9 +56,10 @@ Status get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO& info) {
 
 // A bridge has no security officer (design.md "What a bridge never does"), so C_Login(CKU_SO)
 // never succeeds. The spec's own refusals come first (v2.40 §5.6 C_Login): a R/O session keeps
-// the SO out (CKR_SESSION_READ_ONLY_EXISTS), a logged-in user too (CKR_USER_ANOTHER_ALREADY_
-// LOGGED_IN); otherwise CKR_USER_TYPE_INVALID, what the daemon's LOGIN answers for CKU_SO too.
-// Not CKR_PIN_LOCKED (kmsp11's choice): here that code means "too many wrong client secrets".
+// the SO out (CKR_SESSION_READ_ONLY_EXISTS), a logged-in user too
+// (CKR_USER_ANOTHER_ALREADY_LOGGED_IN); otherwise CKR_USER_TYPE_INVALID, what the daemon's LOGIN
+// answers for CKU_SO too. Not CKR_PIN_LOCKED (kmsp11's choice): here that code means "too many
+// wrong client secrets".
 static Status so_login_refusal(const SessionTable& sessions, CK_SLOT_ID slot) {
   if (sessions.count(slot, false) > sessions.count(slot, true))
     return Status(CKR_SESSION_READ_ONLY_EXISTS, "C_Login(CKU_SO): a read-only session is open (and the token has no SO)");

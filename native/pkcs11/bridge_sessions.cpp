@@ -12,6 +12,10 @@ namespace sb::bridge {
 Status open_session(CK_SLOT_ID id, CK_FLAGS flags, CK_SESSION_HANDLE& out) {
   return with_slot(id, [&](State& st, const SlotRec& slot) {
     if (!(flags & CKF_SERIAL_SESSION)) return Status(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+    // R/W sessions are accepted: OpenSSH, pkcs11-tool --test and others always ask for one, and
+    // refusing it fails them before they sign. Writes are refused per call instead (design.md
+    // "What a bridge never does"). The daemon does not report CKF_WRITE_PROTECTED; if a token ever
+    // does, v2.40 §5.6 C_OpenSession applies.
     if ((flags & CKF_RW_SESSION) && (slot.token_flags & CKF_WRITE_PROTECTED))
       return Status(CKR_TOKEN_WRITE_PROTECTED);
     out = st.sessions.open(slot.id, flags)->handle;
@@ -50,6 +54,19 @@ Status get_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO& info) {
   return Status::Ok();
 }
 
+// A bridge has no security officer (design.md "What a bridge never does"), so C_Login(CKU_SO)
+// never succeeds. The spec's own refusals come first (v2.40 §5.6 C_Login): a R/O session keeps
+// the SO out (CKR_SESSION_READ_ONLY_EXISTS), a logged-in user too
+// (CKR_USER_ANOTHER_ALREADY_LOGGED_IN); otherwise CKR_USER_TYPE_INVALID, what the daemon's LOGIN
+// answers for CKU_SO too. Not CKR_PIN_LOCKED (kmsp11's choice): here that code means "too many
+// wrong client secrets".
+static Status so_login_refusal(const SessionTable& sessions, CK_SLOT_ID slot) {
+  if (sessions.count(slot, false) > sessions.count(slot, true))
+    return Status(CKR_SESSION_READ_ONLY_EXISTS, "C_Login(CKU_SO): a read-only session is open (and the token has no SO)");
+  if (sessions.logged_in(slot)) return Status(CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
+  return Status(CKR_USER_TYPE_INVALID, "C_Login: the token has no security officer (CKU_SO); only CKU_USER is supported");
+}
+
 // design.md "Login model": a token without CKF_LOGIN_REQUIRED logs in locally — the PIN is not
 // checked and never kept (access control is the socket's owner). A token with the flag (daemon
 // run with --client-secret-file) gets one LOGIN round trip; the daemon's verdict
@@ -65,6 +82,7 @@ Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_
     RETURN_IF_ERROR(session_ctx(st, h, ctx));
     if (user == CKU_CONTEXT_SPECIFIC)
       return ctx.session->sign ? Status::Ok() : Status(CKR_OPERATION_NOT_INITIALIZED);
+    if (user == CKU_SO) return so_login_refusal(st->sessions, ctx.slot->id);
     if (user != CKU_USER) return Status(CKR_USER_TYPE_INVALID, "C_Login: only CKU_USER is supported");
     if (st->sessions.logged_in(ctx.slot->id)) return Status(CKR_USER_ALREADY_LOGGED_IN);
     if (!(ctx.slot->token_flags & CKF_LOGIN_REQUIRED)) {

@@ -19,7 +19,7 @@ import {
   CKA_SERIAL_NUMBER, CKA_SIGN, CKA_SIGN_RECOVER, CKA_START_DATE, CKA_SUBJECT, CKA_TOKEN, CKA_TRUSTED,
   CKA_UNWRAP, CKA_VALUE, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP, CKC_X_509,
   CK_CERTIFICATE_CATEGORY_AUTHORITY, CK_CERTIFICATE_CATEGORY_TOKEN_USER, CKF_TOKEN_INITIALIZED,
-  CKF_USER_PIN_INITIALIZED, CKF_WRITE_PROTECTED, CKK_EC, CKK_EC_EDWARDS, CKK_RSA, CKO_CERTIFICATE,
+  CKF_USER_PIN_INITIALIZED, CKK_EC, CKK_EC_EDWARDS, CKK_RSA, CKO_CERTIFICATE,
   CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
 } from './pkcs11.js';
 
@@ -191,8 +191,10 @@ export function objectsForKeys(keys: readonly KeyRecord[]): P11Object[] {
   return out;
 }
 
-// Read-only tokens without CKF_LOGIN_REQUIRED (design.md "Login model").
-export const TOKEN_FLAGS = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_WRITE_PROTECTED;
+// Tokens without CKF_LOGIN_REQUIRED (design.md "Login model") and without CKF_WRITE_PROTECTED:
+// clients that open R/W sessions (OpenSSH) must get one; writes are refused per call (design.md
+// "What a bridge never does").
+export const TOKEN_FLAGS = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
 
 /**
  * The slots the module serves. Backing token i becomes slot 2*i (its RSA/EC keys) and, when it

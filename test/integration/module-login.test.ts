@@ -82,7 +82,9 @@ describe('a token with CKF_LOGIN_REQUIRED (daemon --client-secret-file)', () => 
     expect(rv(() => p11.C_Login(s, pkcs11js.CKU_USER, WRONG))).toBe(pkcs11js.CKR_PIN_INCORRECT);
     expect(p11.C_GetSessionInfo(s).state).toBe(CKS_RO_PUBLIC_SESSION);
     expect(privateKeys(s)).toEqual([]);
-    expect(rv(() => p11.C_Login(s, pkcs11js.CKU_SO, SECRET))).toBe(pkcs11js.CKR_USER_TYPE_INVALID);
+    // s is a R/O session: v2.40 §5.6 answers an SO login with CKR_SESSION_READ_ONLY_EXISTS first
+    // (was CKR_USER_TYPE_INVALID; with only R/W sessions it still is, test/integration/rw-sessions.test.ts)
+    expect(rv(() => p11.C_Login(s, pkcs11js.CKU_SO, SECRET))).toBe(pkcs11js.CKR_SESSION_READ_ONLY_EXISTS);
   });
 
   it('the right PIN logs in: keys appear and sign (verified with node:crypto); a second C_Login is CKR_USER_ALREADY_LOGGED_IN', () => {

@@ -95,6 +95,10 @@ Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_
   // The round trip runs with the state lock released. Codes C_Login may return (v2.40 §5.6)
   // pass through; anything else the daemon says becomes CKR_FUNCTION_FAILED.
   Status s = client->login(static_cast<uint32_t>(slot_id), CKU_USER, pin, pin_len);
+  if (s.rv() == CKR_PIN_INCORRECT) {
+    StateLock st;
+    if (st.ok()) st->sessions.set_pin_failed(slot_id, true);
+  }
   if (!s.ok()) return s.rv() == CKR_DEVICE_ERROR || s.rv() == CKR_PIN_INCORRECT || s.rv() == CKR_PIN_LOCKED ||
                              s.rv() == CKR_USER_TYPE_INVALID || s.rv() == CKR_FUNCTION_FAILED || s.rv() == CKR_GENERAL_ERROR ||
                              s.rv() == CKR_HOST_MEMORY || s.rv() == CKR_USER_PIN_NOT_INITIALIZED
@@ -106,6 +110,7 @@ Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_
     return st.status();
   }
   st->sessions.set_logged_in(slot_id, true);
+  st->sessions.set_pin_failed(slot_id, false);
   return Status::Ok();
 }
 

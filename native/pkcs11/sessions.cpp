@@ -44,6 +44,7 @@ void SessionTable::close_all(CK_SLOT_ID slot) {
 void SessionTable::clear() {
   sessions_.clear();
   logged_in_.clear();
+  pin_failed_.clear();
 }
 
 CK_ULONG SessionTable::count(CK_SLOT_ID slot, bool rw_only) const {

@@ -44,11 +44,18 @@ class SessionTable {
     if (v) logged_in_.insert(slot);
     else logged_in_.erase(slot);
   }
+  // CKF_USER_PIN_COUNT_LOW (v2.40 §5.5 CK_TOKEN_INFO): a wrong PIN since the last good C_Login.
+  bool pin_failed(CK_SLOT_ID slot) const { return pin_failed_.count(slot) != 0; }
+  void set_pin_failed(CK_SLOT_ID slot, bool v) {
+    if (v) pin_failed_.insert(slot);
+    else pin_failed_.erase(slot);
+  }
 
  private:
   void forget_login_if_unused(CK_SLOT_ID slot);
   std::map<CK_SESSION_HANDLE, std::shared_ptr<Session>> sessions_;
   std::set<CK_SLOT_ID> logged_in_;
+  std::set<CK_SLOT_ID> pin_failed_;
 };
 
 }  // namespace sb

@@ -19,6 +19,8 @@ const WRONG = 'module-login-wrong-pin-0a77';
 const rsaPub = new X509Certificate(token.keys.find((k) => k.label === 'rsa-3072')!.certPem).publicKey;
 const CKS_RO_PUBLIC_SESSION = 0;
 const CKS_RO_USER_FUNCTIONS = 1;
+const CKF_USER_PIN_COUNT_LOW = 0x10000; // v2.40 §5.5: a wrong PIN since the last successful login
+const pinCountLow = () => (Number(p11.C_GetTokenInfo(slot).flags) & CKF_USER_PIN_COUNT_LOW) !== 0;
 
 let dir: string;
 let mod: ModuleFixture;
@@ -78,8 +80,10 @@ describe('a token with CKF_LOGIN_REQUIRED (daemon --client-secret-file)', () => 
     expect(p11.C_GetSessionInfo(s).state).toBe(CKS_RO_PUBLIC_SESSION);
   });
 
-  it('a wrong PIN is CKR_PIN_INCORRECT from the daemon; still logged out', () => {
+  it('a wrong PIN is CKR_PIN_INCORRECT from the daemon; still logged out; the token says CKF_USER_PIN_COUNT_LOW', () => {
+    expect(pinCountLow()).toBe(false);
     expect(rv(() => p11.C_Login(s, pkcs11js.CKU_USER, WRONG))).toBe(pkcs11js.CKR_PIN_INCORRECT);
+    expect(pinCountLow()).toBe(true);
     expect(p11.C_GetSessionInfo(s).state).toBe(CKS_RO_PUBLIC_SESSION);
     expect(privateKeys(s)).toEqual([]);
     // s is a R/O session: v2.40 §5.6 answers an SO login with CKR_SESSION_READ_ONLY_EXISTS first
@@ -87,8 +91,9 @@ describe('a token with CKF_LOGIN_REQUIRED (daemon --client-secret-file)', () => 
     expect(rv(() => p11.C_Login(s, pkcs11js.CKU_SO, SECRET))).toBe(pkcs11js.CKR_SESSION_READ_ONLY_EXISTS);
   });
 
-  it('the right PIN logs in: keys appear and sign (verified with node:crypto); a second C_Login is CKR_USER_ALREADY_LOGGED_IN', () => {
+  it('the right PIN logs in (CKF_USER_PIN_COUNT_LOW cleared): keys appear and sign (verified with node:crypto); a second C_Login is CKR_USER_ALREADY_LOGGED_IN', () => {
     p11.C_Login(s, pkcs11js.CKU_USER, SECRET);
+    expect(pinCountLow()).toBe(false);
     expect(p11.C_GetSessionInfo(s).state).toBe(CKS_RO_USER_FUNCTIONS);
     expect(privateKeys(s).length).toBe(2);
     const msg = Buffer.from('signed after C_Login');

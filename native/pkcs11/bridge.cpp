@@ -101,7 +101,7 @@ Status get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO& info) {
     pad(info.manufacturerID, sizeof info.manufacturerID, slot.manufacturer);
     pad(info.model, sizeof info.model, slot.model);
     pad(info.serialNumber, sizeof info.serialNumber, slot.serial);
-    info.flags = slot.token_flags;
+    info.flags = slot.token_flags | CKF_RNG;  // C_GenerateRandom is the module's own (bridge_random.cpp)
     info.ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
     info.ulSessionCount = st.sessions.count(slot.id, false);
     info.ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;

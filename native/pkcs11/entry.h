@@ -8,6 +8,9 @@
 
 namespace sb {
 
+// The v2.40 function list (entry.cpp): C_GetFunctionList's answer and the 2.40 interface.
+extern CK_FUNCTION_LIST g_function_list_v2;
+
 template <class Fn>
 CK_RV guard(const char* fn, Fn&& body) noexcept {
   try {

@@ -13,8 +13,9 @@ Status get_object_size(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ULONG& size
   SessionCtx ctx;
   RETURN_IF_ERROR(session_ctx(st, h, ctx));
   const ObjectRec* o = ctx.inv->object(obj);
-  if (!o || o->slot != ctx.slot->id || hidden(*ctx.slot, *o, st->sessions))
-    return Status(CKR_OBJECT_HANDLE_INVALID);
+  if (!o || o->slot != ctx.slot->id) return Status(CKR_OBJECT_HANDLE_INVALID);
+  if (hidden(*ctx.slot, *o, st->sessions))
+    return Status(CKR_OBJECT_HANDLE_INVALID, "the token requires C_Login before its private objects are visible");
   CK_ULONG total = 0;
   for (const auto& [type, value] : o->attrs) {
     if (o->is_sensitive(type)) continue;

@@ -46,7 +46,8 @@ Status generate_random(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len) {
 // report as CKR_RANDOM_SEED_NOT_SUPPORTED rather than pretend.
 Status seed_random(CK_SESSION_HANDLE h) {
   RETURN_IF_ERROR(check_session(h));
-  return Status(CKR_RANDOM_SEED_NOT_SUPPORTED);
+  return Status(CKR_RANDOM_SEED_NOT_SUPPORTED, "the module draws from the kernel CSPRNG, which seeds itself; "
+                                               "the seed is not needed");
 }
 
 }  // namespace sb::bridge

@@ -27,7 +27,9 @@ namespace {
 CK_RV unsupported(const char* fn) {
   return guard(fn, [&] {
     Status s = bridge::check_initialized();
-    return s.ok() ? Status(CKR_FUNCTION_NOT_SUPPORTED) : s;
+    return s.ok() ? Status(CKR_FUNCTION_NOT_SUPPORTED, "signbridge only signs, with the v2.40 C_Sign* calls; "
+                                                       "the 3.0 message-based calls are not offered")
+                  : s;
   });
 }
 
@@ -139,7 +141,8 @@ CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK
       *ppInterface = &it;
       return Status::Ok();
     }
-    return Status(CKR_ARGUMENTS_BAD, "C_GetInterface: no such interface (offered: \"PKCS 11\" 3.0 and 2.40)");
+    sb::set_debug_from_env();  // called before C_Initialize, which otherwise reads it
+    return Status(CKR_ARGUMENTS_BAD, "no such interface (offered: \"PKCS 11\" 3.0 and 2.40)");
   });
 }
 

@@ -39,4 +39,15 @@ void debug_line(const std::string& line) {
   (void)r;
 }
 
+// No allocation: it may run after std::bad_alloc.
+void debug_exception(const char* fn, const char* what) noexcept {
+  if (!debug_enabled()) return;
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "signbridge: %s: internal error (%s); please report it\n", fn, what ? what : "");
+  if (n <= 0) return;
+  size_t len = static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1;
+  ssize_t r = write(2, buf, len);
+  (void)r;
+}
+
 }  // namespace sb

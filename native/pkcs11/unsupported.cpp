@@ -10,7 +10,8 @@ namespace {
 CK_RV unsupported(const char* fn, CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED) {
   return sb::guard(fn, [&] {
     sb::Status s = sb::bridge::check_initialized();
-    return s.ok() ? sb::Status(rv) : s;
+    if (!s.ok()) return s;
+    return rv == CKR_FUNCTION_NOT_SUPPORTED ? sb::Status(rv, "signbridge only signs; this call is not offered") : sb::Status(rv);
   });
 }
 }  // namespace

@@ -42,8 +42,9 @@ afterAll(async () => {
 
 describe('PKCS#11 3.0 interfaces, random and object size through the raw C ABI', () => {
   it('passes every check, and the signatures made through the 3.0 list verify', () => {
+    const { SIGNBRIDGE_DEBUG: _unset, ...env } = process.env;
     const r = spawnSync(harness, [modulePath()], {
-      env: { ...process.env, SIGNBRIDGE_SOCKET: daemon.socket },
+      env: { ...env, SIGNBRIDGE_SOCKET: daemon.socket },
       encoding: 'utf8',
       timeout: 60_000,
     });
@@ -54,6 +55,7 @@ describe('PKCS#11 3.0 interfaces, random and object size through the raw C ABI',
     for (const name of ['default is 3.0', 'interface list short buffer', 'C_MessageSignInit not supported',
       'random does not repeat', 'seed refused', 'login user with a name', 'cancelled sign is gone'])
       expect(lines).toContain(`ok ${name}`);
+    expect(r.stderr).toBe(''); // SIGNBRIDGE_DEBUG unset: the failures below say nothing
     const sigs = lines.filter((l) => l.startsWith('sig '));
     expect(sigs.map((l) => l.split(' ')[1])).toEqual(['SHA256_RSA_PKCS', 'ECDSA_SHA256']);
     const certs = Object.fromEntries(token.keys.map((k) => [k.label, new X509Certificate(k.certPem).publicKey]));
@@ -67,5 +69,38 @@ describe('PKCS#11 3.0 interfaces, random and object size through the raw C ABI',
         expect(cryptoVerify('sha256', data, { key: certs['ec-p256']!, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
       }
     }
+  });
+
+  // Every non-OK answer a user can act on says why under SIGNBRIDGE_DEBUG (design.md "Environment"):
+  // one "signbridge: <call>: <reason> (<CKR>)" line per failure the harness provokes on purpose.
+  it('with SIGNBRIDGE_DEBUG, gives one reason line for each failure a user can act on', () => {
+    const r = spawnSync(harness, [modulePath()], {
+      env: { ...process.env, SIGNBRIDGE_SOCKET: daemon.socket, SIGNBRIDGE_DEBUG: '1' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    for (const l of lines) expect(l, l).toMatch(/^signbridge: C_\w+: \S.* \(CKR_[A-Z_?]+\)$/);
+    const want: Array<[string, string, RegExp]> = [
+      ['C_Initialize', 'CKR_CRYPTOKI_ALREADY_INITIALIZED', /C_Finalize first/],
+      ['C_GetMechanismInfo', 'CKR_MECHANISM_INVALID', /C_GetMechanismList/],
+      ['C_SignInit', 'CKR_OPERATION_ACTIVE', /C_SignFinal/],
+      ['C_SignInit', 'CKR_KEY_HANDLE_INVALID', /signbridge keys/],
+      ['C_DigestInit', 'CKR_OPERATION_ACTIVE', /C_DigestFinal/],
+      ['C_FindObjectsInit', 'CKR_OPERATION_ACTIVE', /C_FindObjectsFinal/],
+      ['C_Login', 'CKR_USER_ALREADY_LOGGED_IN', /per token/],
+      ['C_LoginUser', 'CKR_USER_ALREADY_LOGGED_IN', /per token/],
+      ['C_Encrypt', 'CKR_FUNCTION_NOT_SUPPORTED', /only signs/],
+      ['C_MessageSignInit', 'CKR_FUNCTION_NOT_SUPPORTED', /only signs/],
+      ['C_SeedRandom', 'CKR_RANDOM_SEED_NOT_SUPPORTED', /seeds itself/],
+      ['C_GetInterface', 'CKR_ARGUMENTS_BAD', /no such interface/],
+    ];
+    for (const [fn, ckr, reason] of want) {
+      const hit = lines.filter((l) => l.startsWith(`signbridge: ${fn}: `) && l.endsWith(`(${ckr})`));
+      expect(hit.length, `${fn} ${ckr}\n${r.stderr}`).toBeGreaterThan(0);
+      expect(hit[0]).toMatch(reason);
+    }
+    expect(r.stderr).not.toContain('1234'); // the PIN given to C_Login
   });
 });

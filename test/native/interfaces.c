@@ -199,6 +199,30 @@ static void check_object_size(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE cert, CK_OBJ
   EXPECT_RV("object size bad session", f3->C_GetObjectSize(0x7fff0000UL, cert, &size), CKR_SESSION_HANDLE_INVALID);
 }
 
+/* Failures a user can act on: with SIGNBRIDGE_DEBUG each prints one line saying why (the test
+ * reads stderr). The calls themselves are ordinary misuse a tool can make. */
+static void check_debug_reasons(CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE ec) {
+  CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0}, d = {CKM_SHA256, NULL, 0};
+  CK_MECHANISM_INFO mi;
+  unsigned char buf[64];
+  CK_ULONG len = sizeof buf;
+  EXPECT_RV("reason: initialize twice", f3->C_Initialize(NULL), CKR_CRYPTOKI_ALREADY_INITIALIZED);
+  EXPECT_RV("reason: mechanism of another slot", f3->C_GetMechanismInfo(slot, CKM_EDDSA, &mi), CKR_MECHANISM_INVALID);
+  EXPECT_RV("reason: sign init", f3->C_SignInit(s, &m, ec), CKR_OK);
+  EXPECT_RV("reason: sign init while active", f3->C_SignInit(s, &m, ec), CKR_OPERATION_ACTIVE);
+  EXPECT_RV("reason: cancel the sign", f3->C_SessionCancel(s, CKF_SIGN), CKR_OK);
+  EXPECT_RV("reason: unknown key", f3->C_SignInit(s, &m, 0x7fff0000UL), CKR_KEY_HANDLE_INVALID);
+  EXPECT_RV("reason: digest init", f3->C_DigestInit(s, &d), CKR_OK);
+  EXPECT_RV("reason: digest init while active", f3->C_DigestInit(s, &d), CKR_OPERATION_ACTIVE);
+  EXPECT_RV("reason: find init", f3->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+  EXPECT_RV("reason: find init while active", f3->C_FindObjectsInit(s, NULL, 0), CKR_OPERATION_ACTIVE);
+  EXPECT_RV("reason: cancel digest and find", f3->C_SessionCancel(s, CKF_DIGEST | CKF_FIND_OBJECTS), CKR_OK);
+  EXPECT_RV("reason: login", f3->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
+  EXPECT_RV("reason: login twice", f3->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_USER_ALREADY_LOGGED_IN);
+  EXPECT_RV("reason: logout", f3->C_Logout(s), CKR_OK);
+  EXPECT_RV("reason: encrypt", f3->C_Encrypt(s, buf, 8, buf, &len), CKR_FUNCTION_NOT_SUPPORTED);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s <module.so>\n", argv[0]);
@@ -242,6 +266,7 @@ int main(int argc, char **argv) {
     check_object_size(s, cert, rsa);
   }
   check_random(slot, s);
+  if (ec) check_debug_reasons(slot, s, ec);
   EXPECT_RV("3.0 close session", f3->C_CloseSession(s), CKR_OK);
   EXPECT_RV("3.0 finalize", f3->C_Finalize(NULL), CKR_OK);
   EXPECT_RV("3.0 entry after finalize", f3->C_SessionCancel(s, CKF_SIGN), CKR_CRYPTOKI_NOT_INITIALIZED);

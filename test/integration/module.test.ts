@@ -176,6 +176,28 @@ describe('objects', () => {
   });
 });
 
+describe('random numbers and object sizes (v2.40 §5.15, §5.7)', () => {
+  it('C_GenerateRandom: the requested length, draws that differ; CKF_RNG is set; C_SeedRandom is refused', () => {
+    expect(p11.C_GetTokenInfo(slot).flags & pkcs11js.CKF_RNG).toBeTruthy();
+    const draws = Array.from({ length: 8 }, () => p11.C_GenerateRandom(session, Buffer.alloc(32)).toString('hex'));
+    for (const d of draws) expect(d).toHaveLength(64);
+    expect(new Set(draws).size).toBe(draws.length);
+    const big = p11.C_GenerateRandom(session, Buffer.alloc(100_000));
+    expect(big.length).toBe(100_000);
+    expect(big.subarray(-32).equals(Buffer.alloc(32))).toBe(false); // filled to the end
+    expectCkr(() => p11.C_GenerateRandom(Buffer.from('ffffff7f00000000', 'hex'), Buffer.alloc(8)), 'CKR_SESSION_HANDLE_INVALID');
+    expectCkr(() => p11.C_SeedRandom(session, Buffer.from('seed')), 'CKR_RANDOM_SEED_NOT_SUPPORTED');
+  });
+
+  it('C_GetObjectSize: an estimate covering the attribute values, for every object', () => {
+    const [cert] = find([{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_CERTIFICATE }, { type: pkcs11js.CKA_LABEL, value: rsaKey.label }]);
+    const value = p11.C_GetAttributeValue(session, cert!, [{ type: pkcs11js.CKA_VALUE }])[0]!.value as Buffer;
+    expect(p11.C_GetObjectSize(session, cert!)).toBeGreaterThan(value.length);
+    expect(p11.C_GetObjectSize(session, privateKey(rsaKey.label))).toBeGreaterThan(3072 / 8); // holds the modulus
+    expectCkr(() => p11.C_GetObjectSize(session, Buffer.from('ffffff7f00000000', 'hex')), 'CKR_OBJECT_HANDLE_INVALID');
+  });
+});
+
 describe('signing, verified with node:crypto', () => {
   const message = Buffer.from('signbridge integration test: ' + 'x'.repeat(5000));
 

@@ -1,4 +1,4 @@
-// PKCS#11 3.0 interfaces (3.0 §5.2 C_GetInterfaceList / C_GetInterface): "PKCS 11" 3.0, the
+// PKCS#11 3.0 interfaces (3.0 §5.4 C_GetInterfaceList / C_GetInterface): "PKCS 11" 3.0, the
 // default, and "PKCS 11" 2.40 (the same list C_GetFunctionList returns). Only these two new
 // entry points are exported; the other 3.0 entries are reachable through the 3.0 list only, so
 // the symbol table stays the v2.40 names plus the two a 3.0 loader looks up with dlsym.
@@ -34,9 +34,10 @@ CK_RV unsupported(const char* fn) {
 }
 
 // 3.0 §5.6 C_LoginUser: for CKU_SO and CKU_CONTEXT_SPECIFIC it behaves as C_Login; for CKU_USER
-// the username names one of several users of a multi-user token. This token has one user (the
-// socket's owner, design.md "Login model"), so the name selects nothing and is ignored, as the
-// spec does for a token without user names; only a NULL name with a length is bad arguments.
+// the username says which of a token's users logs in. This token has exactly one user (the
+// socket's owner, design.md "Login model"), so a name can select nothing else: it is ignored
+// rather than required to be empty, so that callers that always pass their login name still
+// work. Only a NULL name with a length is bad arguments.
 CK_RV login_user(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len,
                  CK_UTF8CHAR_PTR name, CK_ULONG name_len) {
   return guard("C_LoginUser", [&] {
@@ -49,7 +50,7 @@ CK_RV session_cancel(CK_SESSION_HANDLE h, CK_FLAGS flags) {
   return guard("C_SessionCancel", [&] { return bridge::session_cancel(h, flags); });
 }
 
-// The 20 message-based entries (3.0 §5.13-5.16 AEAD/message sign): not offered, since nothing
+// The 20 message-based entries (3.0 message-based encryption, signing and verification): not offered, since nothing
 // that signs code uses them.
 #define SB_UNSUPPORTED_MSG(name, ...) \
   CK_RV name##_unsupported(__VA_ARGS__) { return unsupported(#name); }
@@ -102,7 +103,7 @@ CK_FUNCTION_LIST_3_0 g_list_3_0 = {
 CK_CHAR kName[] = "PKCS 11";
 
 // Not CKF_INTERFACE_FORK_SAFE: a fork child must C_Initialize again (design.md "Fork").
-// The first entry is the default (3.0 §5.2: C_GetInterface with a NULL name).
+// The first entry is the default (3.0 §5.4: C_GetInterface with a NULL name).
 CK_INTERFACE g_interfaces[] = {
     {kName, &g_list_3_0, 0},
     {kName, &sb::g_function_list_v2, 0},
@@ -125,18 +126,18 @@ CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount
   });
 }
 
-// 3.0 §5.2: NULL name → the default interface; NULL version → the first with that name; the
-// interface must have every flag asked for. No match → CKR_ARGUMENTS_BAD (as SoftHSMv2 answers).
+// 3.0 §5.4: NULL name → the default interface; NULL version → the first with that name; the
+// interface must have every flag asked for. No match → CKR_ARGUMENTS_BAD, the one fitting code 3.0 lists for it.
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK_INTERFACE_PTR_PTR ppInterface,
                      CK_FLAGS flags) {
   return guard("C_GetInterface", [&] {
     if (!ppInterface) return Status(CKR_ARGUMENTS_BAD);
     for (CK_INTERFACE& it : g_interfaces) {
-      auto* list = static_cast<CK_FUNCTION_LIST_PTR>(it.pFunctionList);  // version comes first in both
+      const auto* version = static_cast<const CK_VERSION*>(it.pFunctionList);  // both lists start with it
       if (pInterfaceName && strcmp(reinterpret_cast<const char*>(pInterfaceName),
                                    reinterpret_cast<const char*>(it.pInterfaceName)) != 0)
         continue;
-      if (pVersion && (pVersion->major != list->version.major || pVersion->minor != list->version.minor)) continue;
+      if (pVersion && (pVersion->major != version->major || pVersion->minor != version->minor)) continue;
       if ((it.flags & flags) != flags) continue;
       *ppInterface = &it;
       return Status::Ok();

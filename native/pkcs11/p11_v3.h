@@ -1,7 +1,7 @@
 /*
  * The PKCS#11 3.0 types signbridge needs that the v2.40 headers (pkcs11js) lack: interfaces
  * (CK_INTERFACE, C_GetInterfaceList / C_GetInterface) and CK_FUNCTION_LIST_3_0. Written from the
- * OASIS PKCS#11 3.0 base specification (§3.5 "CK_INTERFACE", §5.2 "CK_FUNCTION_LIST_3_0"); the
+ * OASIS PKCS#11 3.0 base specification (its CK_INTERFACE and CK_FUNCTION_LIST_3_0 type definitions); the
  * member order is that of the spec's pkcs11f.h: the 68 v2.40 entries, then the 24 new ones.
  * Plain C: the module and the C test harnesses both include it after pkcs11.h.
  */

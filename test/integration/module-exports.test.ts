@@ -32,7 +32,7 @@ describe('libsignbridge-pkcs11.so exports', () => {
   it('exports exactly the C_* functions of PKCS#11 v2.40 and C_GetInterfaceList / C_GetInterface of 3.0', () => {
     const v240 = specFunctions();
     expect(v240).toHaveLength(68);
-    // 3.0 §5.2: a 3.0 loader looks these two up with dlsym; the other 3.0 entries are in the 3.0 list only.
+    // 3.0 §5.4: a 3.0 loader looks these two up with dlsym; the other 3.0 entries are in the 3.0 list only.
     const want = [...v240, 'C_GetInterfaceList', 'C_GetInterface'];
     const defined = nm(['-D', '--defined-only']).map((l) => l.trim().split(/\s+/).pop()!);
     expect(defined.sort()).toEqual([...want].sort());

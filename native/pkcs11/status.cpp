@@ -1,5 +1,7 @@
 #include "status.h"
 
+#include "p11_v3.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -10,7 +12,7 @@
 namespace sb {
 
 // Names from the v2.40 header, generated (scripts/gen-ckr-names.mjs) so every code the module
-// or the daemon can return has one; values newer than the header print as CKR_?.
+// or the daemon can return has one; other values newer than the header print as CKR_?.
 const char* rv_name(CK_RV rv) {
   switch (rv) {
 #define SB_CKR(n) \
@@ -18,6 +20,8 @@ const char* rv_name(CK_RV rv) {
     return #n;
 #include "ckr_names.inc"
 #undef SB_CKR
+    // PKCS#11 3.0 codes the module returns, defined in p11_v3.h (C_SessionCancel).
+    case CKR_OPERATION_CANCEL_FAILED: return "CKR_OPERATION_CANCEL_FAILED";
     default: return "CKR_?";
   }
 }

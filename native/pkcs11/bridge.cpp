@@ -39,7 +39,10 @@ Status initialize(CK_C_INITIALIZE_ARGS_PTR args) {
   // No I/O and no thread here (design.md; p11tool passes CKF_LIBRARY_CANT_CREATE_OS_THREADS).
   set_debug_from_env();
   lib->state.client = std::make_shared<DaemonClient>(config_from_env());
-  if (!install_library(std::move(lib))) return Status(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+  if (!install_library(std::move(lib)))
+    return Status(CKR_CRYPTOKI_ALREADY_INITIALIZED,
+                  "already initialized in this process (another library or plugin loaded the module too?); "
+                  "C_Finalize first");
   install_fork_handler();
   return Status::Ok();
 }
@@ -101,7 +104,8 @@ Status get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO& info) {
     pad(info.manufacturerID, sizeof info.manufacturerID, slot.manufacturer);
     pad(info.model, sizeof info.model, slot.model);
     pad(info.serialNumber, sizeof info.serialNumber, slot.serial);
-    info.flags = slot.token_flags | (st.sessions.pin_failed(slot.id) ? CKF_USER_PIN_COUNT_LOW : 0);
+    // CKF_RNG: C_GenerateRandom is the module's own (bridge_random.cpp)
+    info.flags = slot.token_flags | CKF_RNG | (st.sessions.pin_failed(slot.id) ? CKF_USER_PIN_COUNT_LOW : 0);
     info.ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
     info.ulSessionCount = st.sessions.count(slot.id, false);
     info.ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
@@ -128,7 +132,9 @@ Status get_mechanism_list(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PT
 Status get_mechanism_info(CK_SLOT_ID id, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO& info) {
   return with_slot(id, [&](State&, const SlotRec& slot) {
     const proto::Mechanism* m = slot.mechanism(type);
-    if (!m) return Status(CKR_MECHANISM_INVALID);
+    if (!m)
+      return Status(CKR_MECHANISM_INVALID, "this slot does not offer the mechanism (C_GetMechanismList lists what it "
+                                           "does; Ed25519 keys have a slot of their own)");
     info.ulMinKeySize = m->min_key_size;
     info.ulMaxKeySize = m->max_key_size;
     info.flags = m->flags;

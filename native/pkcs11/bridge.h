@@ -39,4 +39,13 @@ Status digest(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len, CK_BYTE_PT
 Status digest_update(CK_SESSION_HANDLE h, const CK_BYTE* data, CK_ULONG len);
 Status digest_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 
+// PKCS#11 3.0 C_SessionCancel (3.0 §5.6): ends the sign, digest and find operations named
+// in flags; one that is active in another thread → CKR_OPERATION_CANCEL_FAILED.
+Status session_cancel(CK_SESSION_HANDLE h, CK_FLAGS flags);
+// C_GenerateRandom from the OS CSPRNG (getrandom(2)); C_SeedRandom is refused (v2.40 §5.15).
+Status generate_random(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len);
+Status seed_random(CK_SESSION_HANDLE h);
+// C_GetObjectSize (v2.40 §5.7): an estimate from the attributes the module holds.
+Status get_object_size(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ULONG& size);
+
 }  // namespace sb::bridge

@@ -43,7 +43,9 @@ Status digest_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech) {
   RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
   RETURN_IF_ERROR(session_ctx(st, h, ctx));
-  if (ctx.session->digest) return Status(CKR_OPERATION_ACTIVE);
+  if (ctx.session->digest)
+    return Status(CKR_OPERATION_ACTIVE, "a digest operation is already active in this session; finish it with "
+                                        "C_Digest / C_DigestFinal");
   const proto::Mechanism* offered = ctx.slot->mechanism(mech.mechanism);
   HashAlg alg = digest_alg(mech.mechanism);
   if (!offered || !(offered->flags & CKF_DIGEST) || alg == HashAlg::None)

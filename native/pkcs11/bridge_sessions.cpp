@@ -84,7 +84,8 @@ Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_
       return ctx.session->sign ? Status::Ok() : Status(CKR_OPERATION_NOT_INITIALIZED);
     if (user == CKU_SO) return so_login_refusal(st->sessions, ctx.slot->id);
     if (user != CKU_USER) return Status(CKR_USER_TYPE_INVALID, "C_Login: only CKU_USER is supported");
-    if (st->sessions.logged_in(ctx.slot->id)) return Status(CKR_USER_ALREADY_LOGGED_IN);
+    if (st->sessions.logged_in(ctx.slot->id))
+      return Status(CKR_USER_ALREADY_LOGGED_IN, "already logged in: login is per token, shared by all sessions of the process");
     if (!(ctx.slot->token_flags & CKF_LOGIN_REQUIRED)) {
       st->sessions.set_logged_in(ctx.slot->id, true);
       return Status::Ok();
@@ -131,8 +132,9 @@ Status get_attribute_value(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBU
   SessionCtx ctx;
   RETURN_IF_ERROR(session_ctx(st, h, ctx));
   const ObjectRec* o = ctx.inv->object(obj);
-  if (!o || o->slot != ctx.slot->id || hidden(*ctx.slot, *o, st->sessions))
-    return Status(CKR_OBJECT_HANDLE_INVALID);
+  if (!o || o->slot != ctx.slot->id) return Status(CKR_OBJECT_HANDLE_INVALID);
+  if (hidden(*ctx.slot, *o, st->sessions))
+    return Status(CKR_OBJECT_HANDLE_INVALID, "the token requires C_Login before its private objects are visible");
   return Status(fill_template(tmpl, count, [&](CK_ATTRIBUTE_TYPE t, const Value*& v) {
     if (o->is_sensitive(t)) return AttrState::Sensitive;
     v = o->find(t);
@@ -146,7 +148,8 @@ Status find_objects_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG co
   SessionCtx ctx;
   RETURN_IF_ERROR(session_ctx(st, h, ctx));
   Session& sess = *ctx.session;
-  if (sess.find_active) return Status(CKR_OPERATION_ACTIVE);
+  if (sess.find_active)
+    return Status(CKR_OPERATION_ACTIVE, "a search is already active in this session; end it with C_FindObjectsFinal");
   for (CK_ULONG i = 0; i < count; i++)
     if (!tmpl[i].pValue && tmpl[i].ulValueLen) return Status(CKR_ARGUMENTS_BAD);
   sess.found.clear();

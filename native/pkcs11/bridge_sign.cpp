@@ -15,9 +15,13 @@ Status sign_init(CK_SESSION_HANDLE h, const CK_MECHANISM& mech, CK_OBJECT_HANDLE
   RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
   RETURN_IF_ERROR(session_ctx(st, h, ctx));
-  if (ctx.session->sign) return Status(CKR_OPERATION_ACTIVE);
+  if (ctx.session->sign)
+    return Status(CKR_OPERATION_ACTIVE, "a signing operation is already active in this session; finish it with "
+                                        "C_Sign / C_SignFinal or open another session");
   const ObjectRec* o = ctx.inv->object(key);
-  if (!o || o->slot != ctx.slot->id) return Status(CKR_KEY_HANDLE_INVALID);
+  if (!o || o->slot != ctx.slot->id)
+    return Status(CKR_KEY_HANDLE_INVALID, "no such key in this session's slot (handles do not survive C_Finalize; "
+                                          "`signbridge keys` lists what the daemon serves)");
   if (hidden(*ctx.slot, *o, st->sessions)) {
     notice_login_required();
     return Status(CKR_USER_NOT_LOGGED_IN, "C_SignInit: the token requires C_Login before using its private keys");

@@ -1,4 +1,4 @@
-// The PKCS#11 v2.40 entry points that signbridge implements, and the function list.
+// The PKCS#11 v2.40 entry points that signbridge implements, and the v2.40 function list.
 // Each one checks its pointer arguments and dispatches to bridge.cpp. The rest of the 68
 // functions are in unsupported.cpp.
 #include "entry.h"
@@ -134,17 +134,37 @@ CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PT
   return guard("C_DigestFinal", [&] { return bridge::digest_final(hSession, pDigest, pulDigestLen); });
 }
 
-// All 68 v2.40 entries, in the order of pkcs11f.h (the header's own X-macro list).
-static CK_FUNCTION_LIST g_function_list = {
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) {
+  return guard("C_GetObjectSize", [&] { return pulSize ? bridge::get_object_size(hSession, hObject, *pulSize) : kBadArgs; });
+}
+
+CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) {
+  return guard("C_SeedRandom", [&] { return (!pSeed && ulSeedLen) ? kBadArgs : bridge::seed_random(hSession); });
+}
+
+CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData, CK_ULONG ulRandomLen) {
+  return guard("C_GenerateRandom", [&] {
+    return (!pRandomData && ulRandomLen) ? kBadArgs : bridge::generate_random(hSession, pRandomData, ulRandomLen);
+  });
+}
+
+}  // extern "C"
+
+// All 68 v2.40 entries, in the order of pkcs11f.h (the header's own X-macro list). Also the
+// "PKCS 11" 2.40 interface (interfaces.cpp).
+CK_FUNCTION_LIST sb::g_function_list_v2 = {
     {2, 40},
 #define CK_PKCS11_FUNCTION_INFO(name) name,
 #include <pkcs11f.h>
 #undef CK_PKCS11_FUNCTION_INFO
 };
 
+extern "C" {
+
+// Stays 2.40 for callers that know only C_GetFunctionList; 3.0 is offered by C_GetInterface.
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList) {
   if (!ppFunctionList) return CKR_ARGUMENTS_BAD;
-  *ppFunctionList = &g_function_list;
+  *ppFunctionList = &sb::g_function_list_v2;
   return CKR_OK;
 }
 

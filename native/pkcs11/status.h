@@ -75,5 +75,7 @@ const char* rv_name(CK_RV rv);
 bool debug_enabled();
 void set_debug_from_env();
 void debug_line(const std::string& line);
+// The boundary's catch blocks (entry.h guard()): one line, no allocation.
+void debug_exception(const char* fn, const char* what) noexcept;
 
 }  // namespace sb

@@ -1,6 +1,6 @@
 // The v2.40 functions signbridge does not implement, gathered in one place (like kmsp11,
 // "unsupported calls gathered in one file"). The module only signs: no token management,
-// object changes, encryption, key digesting (C_DigestKey), verification, key management or RNG.
+// object changes, encryption, key digesting (C_DigestKey), verification or key management.
 // They report CKR_CRYPTOKI_NOT_INITIALIZED before C_Initialize, like every other call.
 #include "bridge.h"
 #include "entry.h"
@@ -10,7 +10,8 @@ namespace {
 CK_RV unsupported(const char* fn, CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED) {
   return sb::guard(fn, [&] {
     sb::Status s = sb::bridge::check_initialized();
-    return s.ok() ? sb::Status(rv) : s;
+    if (!s.ok()) return s;
+    return rv == CKR_FUNCTION_NOT_SUPPORTED ? sb::Status(rv, "signbridge only signs; this call is not offered") : sb::Status(rv);
   });
 }
 }  // namespace
@@ -27,7 +28,6 @@ UNSUPPORTED(C_SetOperationState, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_OB
 UNSUPPORTED(C_CreateObject, CK_SESSION_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR)
 UNSUPPORTED(C_CopyObject, CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR)
 UNSUPPORTED(C_DestroyObject, CK_SESSION_HANDLE, CK_OBJECT_HANDLE)
-UNSUPPORTED(C_GetObjectSize, CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR)
 UNSUPPORTED(C_SetAttributeValue, CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG)
 UNSUPPORTED(C_EncryptInit, CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE)
 UNSUPPORTED(C_Encrypt, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR)
@@ -59,8 +59,6 @@ UNSUPPORTED(C_UnwrapKey, CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, 
             CK_ATTRIBUTE_PTR, CK_ULONG, CK_OBJECT_HANDLE_PTR)
 UNSUPPORTED(C_DeriveKey, CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG,
             CK_OBJECT_HANDLE_PTR)
-UNSUPPORTED(C_SeedRandom, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG)
-UNSUPPORTED(C_GenerateRandom, CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG)
 UNSUPPORTED(C_WaitForSlotEvent, CK_FLAGS, CK_SLOT_ID_PTR, CK_VOID_PTR)
 
 // Legacy parallel-function calls: v2.40 §5.16 says they return CKR_FUNCTION_NOT_PARALLEL.

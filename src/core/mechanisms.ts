@@ -35,11 +35,6 @@ export function mechanismsFor(type: KeyType): number[] {
   }
 }
 
-const RANGE: Record<KeyType, [number, number]> = {
-  rsa: [1024, 16384],
-  ec: [256, 521],
-  ed25519: [256, 256],
-};
 const FLAGS: Record<KeyType, number> = {
   rsa: CKF_SIGN,
   ec: CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
@@ -63,8 +58,12 @@ function keyTypeOf(mechanism: number): KeyType | undefined {
 }
 
 /**
- * The slot's mechanism list: the union of its keys' mechanisms, in a stable order, with sizes
- * widened to cover every key actually present (so SunPKCS11's size check never rejects one).
+ * The slot's mechanism list: the union of its keys' mechanisms, in a stable order. Each size range
+ * is exactly the smallest and largest key served with that mechanism, not a range the backends
+ * could in principle sign with: SunPKCS11 rejects a key outside [min, max] (docs/consumers.md), so
+ * every served key must fit, and pkcs11-tool -M / p11tool show the range to people choosing a key,
+ * who must not read "RSA 1024" where no such key exists. The range and the keys come from the same
+ * inventory (re-fetched together), so they cannot disagree.
  */
 export function slotMechanisms(keys: ReadonlyArray<Pick<KeyRecord, 'type' | 'bits' | 'mechanisms'>>): MechanismInfo[] {
   const out = new Map<number, MechanismInfo>();
@@ -73,8 +72,7 @@ export function slotMechanisms(keys: ReadonlyArray<Pick<KeyRecord, 'type' | 'bit
     for (const m of k.mechanisms) {
       const t = keyTypeOf(m);
       if (t === undefined) continue;
-      const [min, max] = RANGE[t];
-      const cur = out.get(m) ?? { type: m, minKeySize: min, maxKeySize: max, flags: FLAGS[t] };
+      const cur = out.get(m) ?? { type: m, minKeySize: k.bits, maxKeySize: k.bits, flags: FLAGS[t] };
       cur.minKeySize = Math.min(cur.minKeySize, k.bits);
       cur.maxKeySize = Math.max(cur.maxKeySize, k.bits);
       out.set(m, cur);

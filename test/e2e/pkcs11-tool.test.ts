@@ -4,13 +4,14 @@
 // certificate (and must reject it for a different message), never against signbridge's output.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { signbridgeModule } from '../helpers/module.js';
 import { describeRun, runCommand } from '../helpers/run.js';
 import { testToken, type TestKey } from '../helpers/token.js';
+import { findSoftHsmLibrary } from '../../src/softhsm/token-setup.js';
 import { publicKeyFromCert, requireCommand, signedInLog, waitFor } from '../helpers/consumer-tools.js';
 
 type Hash = 'sha256' | 'sha384' | 'sha512';
@@ -343,5 +344,59 @@ describe('pkcs11-tool --sign with every mechanism, verified by openssl', () => {
     const r = await pkcs11Tool(['--sign', '--id', '11', '-m', 'ECDSA', '-i', good.digest.sha256, '-o', join(work, 'never.bin')]);
     expect(r.status, describeRun(r)).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/CKR_(KEY_TYPE_INCONSISTENT|MECHANISM_INVALID|KEY_FUNCTION_NOT_PERMITTED)/);
+  });
+});
+
+// OpenSC 0.23 loads a module through C_GetInterface("PKCS 11", NULL) when it exports one
+// (libpkcs11.c), so pkcs11-tool drives the default interface: PKCS#11 3.0. pkcs11-spy, loaded as the
+// module in between, loads the real one the same way and logs "[compat]" in C_GetInterface when
+// the module had no 3.0 interface to hand over — as it does in front of SoftHSMv2 2.6 (2.40 only).
+describe('pkcs11-tool through pkcs11-spy picks the PKCS#11 3.0 interface', () => {
+  const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  const spyCandidates = [`/usr/lib/${arch}-linux-gnu/pkcs11-spy.so`, `/usr/lib/${arch}-linux-gnu/pkcs11/pkcs11-spy.so`];
+  function spyModule(): string {
+    const found = spyCandidates.find((p) => existsSync(p));
+    if (!found) throw new Error(`pkcs11-spy.so not found (tried ${spyCandidates.join(', ')}): run as root \`apt-get install -y opensc\``);
+    return found;
+  }
+  async function traced(module: string, name: string, args: string[]) {
+    const log = join(work, `${name}.spy.log`);
+    const r = await runCommand('pkcs11-tool', ['--module', spyModule(), ...args],
+      { env: { ...env, PKCS11SPY: module, PKCS11SPY_OUTPUT: log } });
+    return { r, trace: readFileSync(log, 'utf8') };
+  }
+  /** The spy's first logged call, up to its return line. */
+  const firstCall = (trace: string) => /^0: (C_\w+)\n([\s\S]*?)^Returned:\s+(\d+) (\w+)$/m.exec(trace);
+
+  it('lists and signs through the 3.0 interface, and the signature verifies', async () => {
+    const list = await traced(signbridgeModule(), 'list', ['-L']);
+    expect(list.r.status, describeRun(list.r)).toBe(0);
+    expect(list.r.stdout).toMatch(/token label\s*: signbridge-matrix$/m);
+
+    const k = key('ec-p256');
+    const sig = join(work, 'spy-ec.sig');
+    const { r, trace } = await traced(signbridgeModule(), 'sign', ['--slot', '0', '-s', '-m', 'ECDSA-SHA256', '--id', k.idHex,
+      '--signature-format', 'openssl', '-i', good.msg, '-o', sig]);
+    expect(r.status, describeRun(r)).toBe(0);
+    const v = await runCommand('openssl', ['dgst', '-sha256', '-verify', pub[k.label]!, '-signature', sig, good.msg]);
+    expect(v.status, describeRun(v)).toBe(0);
+
+    for (const t of [list.trace, trace]) {
+      const first = firstCall(t);
+      expect(first, t.slice(0, 2000)).not.toBeNull();
+      expect(first![1]).toBe('C_GetInterface');
+      expect(first![2]).toMatch(/PKCS 11/);
+      expect(first![2]).toMatch(/\[in\] pVersion = NULL/); // "the default": 3.0
+      expect(first![2]).not.toMatch(/\[compat\]/);
+      expect(first![4]).toBe('CKR_OK');
+    }
+    expect(trace).toMatch(/^\d+: C_SignFinal\n[\s\S]*?^Returned:\s+0 CKR_OK$/m);
+  });
+
+  it('control: in front of a 2.40-only module (SoftHSMv2) the spy logs [compat]', async () => {
+    const { trace } = await traced(findSoftHsmLibrary(), 'softhsm', ['-L']);
+    const first = firstCall(trace);
+    expect(first?.[1], trace.slice(0, 2000)).toBe('C_GetInterface');
+    expect(first![2]).toMatch(/\[compat\]/);
   });
 });

@@ -1,5 +1,5 @@
-// The built module exports exactly the 68 PKCS#11 v2.40 entry points and nothing else (docs/design.md "Conventions",
-// kmsp11 binary_test), and depends on no Node/napi symbols.
+// The built module exports exactly the 68 PKCS#11 v2.40 entry points plus the two PKCS#11 3.0 interface calls
+// and nothing else (docs/design.md "Conventions", kmsp11 binary_test), and depends on no Node/napi symbols.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,9 +29,11 @@ describe('libsignbridge-pkcs11.so exports', () => {
     expect(existsSync(modulePath), `${modulePath} is missing: run \`npx cmake-js compile --out build\``).toBe(true);
   });
 
-  it('exports exactly the C_* functions of PKCS#11 v2.40', () => {
-    const want = specFunctions();
-    expect(want).toHaveLength(68);
+  it('exports exactly the C_* functions of PKCS#11 v2.40 and C_GetInterfaceList / C_GetInterface of 3.0', () => {
+    const v240 = specFunctions();
+    expect(v240).toHaveLength(68);
+    // 3.0 §5.4: a 3.0 loader looks these two up with dlsym; the other 3.0 entries are in the 3.0 list only.
+    const want = [...v240, 'C_GetInterfaceList', 'C_GetInterface'];
     const defined = nm(['-D', '--defined-only']).map((l) => l.trim().split(/\s+/).pop()!);
     expect(defined.sort()).toEqual([...want].sort());
   });

@@ -1,6 +1,7 @@
 // The module built once with -fsanitize=address,undefined (native/fuzz/CMakeLists.txt, into a temp
 // dir) and driven through its raw C ABI by C harnesses built with ASan/UBSan too: the PKCS#11
-// misuse matrix (test/native/misuse.c) and the conformance checks (test/native/conformance.c),
+// misuse matrix (test/native/misuse.c), the conformance checks (test/native/conformance.c) and the
+// PKCS#11 3.0 / random / object-size checks (test/native/interfaces.c),
 // against real daemons on the run's SoftHSMv2 tokens. Any sanitizer report fails the test; every
 // signature the harnesses make is verified here with node:crypto. The misuse matrix also runs
 // against the normal build (SIGNBRIDGE_MODULE / build/Release), where the spec codes must be the same.
@@ -29,7 +30,7 @@ let dir: string;
 let build: SanitizeBuild;
 let matrixDaemon: TestDaemon;
 let daemon: TestDaemon;
-const harness = { misuse: '', misuseAsan: '', conformanceAsan: '' };
+const harness = { misuse: '', misuseAsan: '', conformanceAsan: '', interfacesAsan: '' };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sb-sanitize-'));
@@ -37,9 +38,11 @@ beforeAll(async () => {
   harness.misuse = join(dir, 'misuse');
   harness.misuseAsan = join(dir, 'misuse-asan');
   harness.conformanceAsan = join(dir, 'conformance-asan');
+  harness.interfacesAsan = join(dir, 'interfaces-asan');
   compileHarness('misuse.c', harness.misuse, { sanitize: false });
   compileHarness('misuse.c', harness.misuseAsan, { sanitize: true });
   compileHarness('conformance.c', harness.conformanceAsan, { sanitize: true });
+  compileHarness('interfaces.c', harness.interfacesAsan, { sanitize: true });
   [matrixDaemon, daemon] = await Promise.all([startTestDaemon({ token: 'matrix' }), startTestDaemon()]);
 }, 240_000);
 
@@ -95,6 +98,16 @@ describe('PKCS#11 misuse matrix (test/native/misuse.c)', () => {
     const r = run(harness.misuseAsan, [build.module], matrixDaemon.env);
     const cases = expectMisuseClean(r);
     console.log(`misuse matrix (ASan/UBSan build): ${cases} cases`);
+  });
+});
+
+describe('PKCS#11 3.0 interfaces, random and object size (test/native/interfaces.c) against the ASan/UBSan module', () => {
+  it('passes with a real daemon, with SIGNBRIDGE_DEBUG on, without a sanitizer report', () => {
+    const r = run(harness.interfacesAsan, [build.module], { SIGNBRIDGE_SOCKET: daemon.socket, SIGNBRIDGE_DEBUG: '1' });
+    expect(r.failed).toEqual([]);
+    expect(r.reports, r.stderr.slice(-8000)).toEqual([]);
+    expect(r.status).toBe(0);
+    expect(r.lines.filter((l) => l.startsWith('sig '))).toHaveLength(2); // verified in interfaces.test.ts
   });
 });
 

@@ -25,14 +25,15 @@ prebuilds/<platform>-<arch>/ (shipped with the package).
 `;
 
 export const KEYS_HELP = `Usage: signbridge keys [--json] [--socket <path>]
-       signbridge keys --recipes [--tool osslsigncode|jarsigner|openssl|pkcs11-tool] [--socket <path>]
+       signbridge keys --recipes [--tool osslsigncode|jarsigner|openssl|pkcs11-tool|ssh] [--socket <path>]
 
 Lists the keys a running signbridge daemon serves: label, CKA_ID (hex), algorithm, certificate
 subject and expiry, and the pkcs11: URI to give a signing tool (e.g. osslsigncode -key).
   --json            machine-readable output
   --recipes         for each key, the exact command line of each signing tool (this machine's
                     module path, the key's URI or alias), ready to paste; inputs are app.exe,
-                    app.jar and file in the current directory
+                    app.jar and file in the current directory (ssh: the file signature
+                    through ssh-agent, docs/recipes/openssh.md)
   --tool <name>     only this tool's recipes (repeat, or comma-separate)
   --socket <path>   the daemon's socket (default: $SIGNBRIDGE_SOCKET, else the per-user default)
 `;

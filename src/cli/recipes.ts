@@ -4,7 +4,7 @@
 import { pkcs11Uri } from '../core/keys.js';
 import type { KeyInfo } from './keys.js';
 
-export const TOOLS = ['osslsigncode', 'jarsigner', 'openssl', 'pkcs11-tool'] as const;
+export const TOOLS = ['osslsigncode', 'jarsigner', 'openssl', 'pkcs11-tool', 'ssh'] as const;
 export type Tool = (typeof TOOLS)[number];
 
 /** A word for sh: as is when it is plain, else in single quotes. */
@@ -55,6 +55,21 @@ export function recipe(tool: Tool, k: KeyInfo, modulePath: string): string[] {
         `PKCS11_MODULE_PATH=${m} openssl dgst -sha256 -engine pkcs11 -keyform engine \\`,
         `  -sign ${shq(uri(k, 'private'))} -out file.sig file`,
       ];
+    case 'ssh': {
+      // docs/recipes/openssh.md: the agent loads the module (-P allows it) and signs with the key
+      // whose public half ssh-keygen -D prints with the label as comment.
+      if (f === 'ed25519') return ['# ssh: OpenSSH 9.2 skips PKCS#11 Ed25519 keys (docs/recipes/openssh.md)'];
+      if (!k.label) return ['# ssh: the key has no label to pick its line of ssh-keygen -D by'];
+      const pub = shq(`${k.label}.pub`);
+      return [
+        `ssh-keygen -D ${m} | awk -v l=${shq(k.label)} 'substr($0, length($0) - length(l)) == " " l' > ${pub}`,
+        `eval "$(ssh-agent -s -P ${m})"`,
+        `printf '#!/bin/sh\\necho any\\n' > askpass && chmod 700 askpass`,
+        `SSH_ASKPASS="$PWD/askpass" SSH_ASKPASS_REQUIRE=force ssh-add -s ${m}`,
+        `ssh-keygen -Y sign -f ${pub} -n file file        # writes file.sig`,
+        'ssh-agent -k',
+      ];
+    }
     case 'pkcs11-tool': {
       const mech = f === 'rsa' ? 'SHA256-RSA-PKCS' : f === 'ec' ? 'ECDSA-SHA256' : 'EDDSA';
       return [`pkcs11-tool --module ${m} --slot ${k.slot} --sign --id ${k.id} -m ${mech} --input-file file --output-file file.sig`];

@@ -47,7 +47,7 @@ async function recipesFor(tool: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  for (const [cmd, pkg] of [['osslsigncode', 'osslsigncode'], ['jarsigner', 'openjdk-17-jdk-headless'], ['jar', 'openjdk-17-jdk-headless'], ['openssl', 'openssl'], ['pkcs11-tool', 'opensc']] as const)
+  for (const [cmd, pkg] of [['osslsigncode', 'osslsigncode'], ['jarsigner', 'openjdk-17-jdk-headless'], ['jar', 'openjdk-17-jdk-headless'], ['openssl', 'openssl'], ['pkcs11-tool', 'opensc'], ['ssh-keygen', 'openssh-client'], ['ssh-agent', 'openssh-client']] as const)
     requireCommand(cmd, pkg);
   work = mkdtempSync(join(tmpdir(), 'sb-recipes-'));
   writeFileSync(join(work, 'file'), `signed through a printed recipe ${Date.now()}\n`);
@@ -67,7 +67,7 @@ describe('signbridge keys --recipes', () => {
     expect(r.status, describeRun(r)).toBe(0);
     for (const label of KEYS) {
       const b = blockOf(r.stdout, label);
-      for (const tool of ['osslsigncode sign', 'jarsigner -keystore NONE', 'openssl dgst', 'pkcs11-tool --module']) expect(b).toContain(tool);
+      for (const tool of ['osslsigncode sign', 'jarsigner -keystore NONE', 'openssl dgst', 'pkcs11-tool --module', 'ssh-keygen -Y sign']) expect(b).toContain(tool);
     }
   });
 
@@ -120,9 +120,28 @@ describe('signbridge keys --recipes', () => {
     }
   });
 
+  it('ssh: the printed commands sign file through ssh-agent; ssh-keygen -Y verify accepts it with the key ssh-keygen -D printed', async () => {
+    const out = await recipesFor('ssh');
+    for (const label of KEYS) {
+      const dir = await runBlock('ssh', label, blockOf(out, label));
+      const pub = readFileSync(join(dir, `${label}.pub`), 'utf8').trim();
+      expect(pub).toMatch(new RegExp(`^(ssh-rsa|ecdsa-sha2-nistp256) \\S+ ${label}$`));
+      // the SSH key is the certificate's key (converted by ssh-keygen itself, not by signbridge)
+      const pem = join(dir, 'cert-pub.pem');
+      writeFileSync(pem, new X509Certificate(testKey(label).certPem).publicKey.export({ type: 'spki', format: 'pem' }));
+      const conv = await runCommand('ssh-keygen', ['-i', '-m', 'PKCS8', '-f', pem]);
+      expect(conv.stdout.trim().split(' ').slice(0, 2)).toEqual(pub.split(' ').slice(0, 2));
+      writeFileSync(join(dir, 'allowed'), `signer ${pub}\n`);
+      const v = await runCommand('bash', ['-c', 'ssh-keygen -Y verify -f allowed -I signer -n file -s file.sig < file'], { cwd: dir });
+      expect(v.status, describeRun(v)).toBe(0);
+      const bad = await runCommand('bash', ['-c', 'echo changed >> file && ssh-keygen -Y verify -f allowed -I signer -n file -s file.sig < file'], { cwd: dir });
+      expect(bad.status).not.toBe(0);
+    }
+  });
+
   it('--tool names an unknown tool: exit 2 and the list of tools', async () => {
     const r = await cli(['keys', '--recipes', '--tool', 'signtool']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('--tool signtool: not one of osslsigncode, jarsigner, openssl, pkcs11-tool');
+    expect(r.stderr).toContain('--tool signtool: not one of osslsigncode, jarsigner, openssl, pkcs11-tool, ssh');
   });
 });

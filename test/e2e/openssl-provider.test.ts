@@ -7,7 +7,7 @@
 // uses; the libp11 engine form is tested in openssl.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requiredFile } from '../../src/demo/requirements.js';
@@ -39,7 +39,7 @@ const otherDigest: Record<string, string> = {};
  * The config the recipe shows (docs/recipes/openssl.md): loading any provider from a config
  * switches off the implicit default one, so it is activated too (keys, digests, encoders).
  */
-function writeProviderConf(file: string): string {
+function writeProviderConf(file: string, module = signbridgeModule()): string {
   writeFileSync(
     file,
     [
@@ -53,7 +53,7 @@ function writeProviderConf(file: string): string {
       'activate = 1',
       '[pkcs11_sect]',
       `module = ${provider}`,
-      `pkcs11-module-path = ${signbridgeModule()}`,
+      `pkcs11-module-path = ${module}`,
       'activate = 1',
       '',
     ].join('\n'),
@@ -200,4 +200,28 @@ describe('openssl cms -sign through the pkcs11 provider', () => {
       expect(`${bad.stdout}${bad.stderr}`).not.toMatch(/Verification successful/);
     });
   }
+});
+
+// PKCS#11 3.0 (docs/design.md "PKCS#11 3.0 and random numbers"): pkcs11-provider asks the module
+// for C_GetInterface first. OpenSC's pkcs11-spy, loaded as the provider's module, loads signbridge
+// the same way and logs "[compat]" when a module has no 3.0 interface to hand over.
+describe('pkcs11-provider through pkcs11-spy picks the PKCS#11 3.0 interface', () => {
+  it('the first call is C_GetInterface, answered with 3.0 (no [compat]); the signature verifies', async () => {
+    const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+    const spy = [`/usr/lib/${arch}-linux-gnu/pkcs11-spy.so`, `/usr/lib/${arch}-linux-gnu/pkcs11/pkcs11-spy.so`].find((p) => existsSync(p));
+    if (!spy) throw new Error('pkcs11-spy.so not found: run as root `apt-get install -y opensc`');
+    const log = join(work, 'provider.spy.log');
+    const env = { ...providerEnv, OPENSSL_CONF: writeProviderConf(join(work, 'openssl-spy.cnf'), spy), PKCS11SPY: signbridgeModule(), PKCS11SPY_OUTPUT: log };
+    const sig = join(work, 'spy-ec-p256.sig');
+    const s = await runCommand('openssl', ['pkeyutl', '-sign', '-inkey', uri('ec-p256'), '-in', digest.sha256!, '-out', sig], { env });
+    expect(s.status, describeRun(s)).toBe(0);
+    const v = await plain(['pkeyutl', '-verify', '-pubin', '-inkey', pub['ec-p256']!, '-in', digest.sha256!, '-sigfile', sig]);
+    expect(verified(v), describeRun(v)).toBe(true);
+    const trace = readFileSync(log, 'utf8');
+    const first = /^0: (C_\w+)\n([\s\S]*?)^Returned:\s+(\d+) (\w+)$/m.exec(trace);
+    expect(first?.[1], trace.slice(0, 2000)).toBe('C_GetInterface');
+    expect(first![2]).not.toMatch(/\[compat\]/);
+    expect(first![4]).toBe('CKR_OK');
+    expect(trace).toMatch(/^\d+: C_Sign\n/m);
+  });
 });

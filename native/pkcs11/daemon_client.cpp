@@ -124,10 +124,10 @@ Result<std::unique_ptr<Connection>> DaemonClient::connect_greet(bool* absent, in
   // A daemon that refuses HELLO is as good as none for every slot call (design.md).
   if (!s.ok() && stale)  // closed before a byte of the reply: the daemon refuses this process
     return Status(CKR_DEVICE_ERROR, "the signbridge daemon at " + cfg_.socket_path +
-                                        " closed the connection without answering: it serves only its own user (this process runs as uid " +
+                                        " closed the connection without answering HELLO: it is stopping, or it serves only its own user (this process runs as uid " +
                                         std::to_string(user_id()) +
-                                        "); run the tool as the daemon's user, or start the daemon with --allow-uid " +
-                                        std::to_string(user_id()) + " (its log names the refusal)")
+                                        ") — then run the tool as the daemon's user, or start the daemon with --allow-uid " +
+                                        std::to_string(user_id()) + "; its log says which")
         .with_notice(NoticeCause::RefusedByDaemon);
   if (!s.ok() && !conn->broken)  // an error reply: the daemon does not accept our versions
     return Status(CKR_DEVICE_ERROR, "module speaks protocol " + ours + ", the daemon at " + cfg_.socket_path +

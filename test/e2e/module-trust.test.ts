@@ -284,7 +284,7 @@ describe('a root daemon that does not let this user in', () => {
     const r = runAsTool(harness, [module], { SIGNBRIDGE_SOCKET: d.env.SIGNBRIDGE_SOCKET! });
     expect(r.stdout).toContain(`slots ${CKR_FUNCTION_FAILED} 0`);
     expect(r.notices, r.stderr).toHaveLength(1);
-    expect(r.notices[0]).toContain(`the signbridge daemon at ${d.env.SIGNBRIDGE_SOCKET!} closed the connection without answering`);
+    expect(r.notices[0]).toContain(`the signbridge daemon at ${d.env.SIGNBRIDGE_SOCKET!} closed the connection without answering HELLO`);
     expect(r.notices[0]).toContain(`start the daemon with --allow-uid ${TOOL_UID}`);
   });
 });

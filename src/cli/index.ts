@@ -3,7 +3,6 @@
 // a SignbridgeError's code picks the exit status (see `signbridge daemon --help`).
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { SignbridgeError, sbError } from '../core/errors.js';
 import { EXIT, VERSION } from '../core/exit-codes.js';
 import { MODULE_PATH_HELP, USAGE } from './help.js';
 
@@ -26,7 +25,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(MODULE_PATH_HELP);
         return EXIT.OK;
       }
-      if (rest.length > 0) throw sbError('SIGNBRIDGE_ERR_USAGE', { detail: `unexpected argument ${rest[0]!}`, command: cmd });
+      if (rest.length > 0) throw (await import('../core/errors.js')).sbError('SIGNBRIDGE_ERR_USAGE', { detail: `unexpected argument ${rest[0]!}`, command: cmd });
       return (await import('./module-path.js')).runModulePath();
     case 'daemon':
       return (await import('./daemon.js')).runDaemonCommand(rest);
@@ -51,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function report(e: unknown): Promise<number> {
+  // the error catalogue is loaded only on this path (`--help` starts without it)
+  const { SignbridgeError } = await import('../core/errors.js');
   if (e instanceof SignbridgeError) {
     process.stderr.write(`signbridge: ${e.message}\n`);
     // the daemon's table of codes → exit statuses (it knows the STM errors too)

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { signbridgeModule } from '../helpers/module.js';
 import { requireCommand } from '../helpers/consumer-tools.js';
-import { compileHarness, sanitizeBuild, sanitizerReports } from '../helpers/sanitize-build.js';
+import { compileHarness, sanitizeBuild, sanitizerReports, waitForPrebuild } from '../helpers/sanitize-build.js';
 import { MECHANISMS, publicKey, verifies } from '../helpers/signing.js';
 import { testKey, testToken } from '../helpers/token.js';
 
@@ -91,7 +91,7 @@ let asanModule: string;
 let harness: string;
 let asanHarness: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   try {
     accessSync(RUNUSER, constants.X_OK);
   } catch {
@@ -105,6 +105,7 @@ beforeAll(() => {
   spawnSync('mkdir', ['-m', '1777', scratch]);
   module = join(work, 'libsignbridge-pkcs11.so');
   copyFileSync(signbridgeModule(), module);
+  await waitForPrebuild();
   const build = sanitizeBuild(['signbridge-pkcs11']);
   asanModule = join(work, 'libsignbridge-pkcs11-asan.so');
   copyFileSync(build.module, asanModule);

@@ -130,10 +130,11 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ sta
 }
 
 /**
- * The whole sanitizer build, asynchronously, from the global setup: a cold build takes a minute or
- * more, and a test worker blocked that long in sanitizeBuild's spawnSync misses vitest's RPC
- * heartbeat ("Timeout calling onTaskUpdate"). Afterwards each test's sanitizeBuild is a quick
- * up-to-date check. Without clang it does nothing: the tests that need it fail with the apt line.
+ * The whole sanitizer build, asynchronously, started by the global setup while the tests run: a
+ * cold build takes a minute or more, and a test worker blocked that long in sanitizeBuild's
+ * spawnSync misses vitest's RPC heartbeat ("Timeout calling onTaskUpdate"). The tests that need it
+ * await waitForPrebuild() (the other tests go on meanwhile); their sanitizeBuild is then an
+ * up-to-date check. Without clang it does nothing: those tests fail with the apt line.
  */
 export async function prebuildSanitized(): Promise<void> {
   try {
@@ -141,16 +142,53 @@ export async function prebuildSanitized(): Promise<void> {
   } catch {
     return;
   }
-  const env = { ...process.env, CC: 'clang', CXX: 'clang++' };
-  if (!existsSync(join(sanitizeDir, 'CMakeCache.txt'))) {
-    const c = await run('cmake', ['-S', join(root, 'native', 'fuzz'), '-B', sanitizeDir, '-DSIGNBRIDGE_SANITIZE=ON', '-DSIGNBRIDGE_FUZZ=ON'], env);
-    if (c.status !== 0) {
-      rmSync(sanitizeDir, { recursive: true, force: true });
-      throw new Error(`configuring the sanitizer build failed (${APT_SANITIZE}):\n${c.out}`);
+  const lock = `${sanitizeDir}.lock`;
+  // the same lock as sanitizeBuild: test workers wait for it with waitForPrebuild()
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (!lockHeld()) rmSync(lock, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 200));
     }
   }
-  const b = await run('cmake', ['--build', sanitizeDir, '-j2', '--target', ...SANITIZE_TARGETS], env);
-  if (b.status !== 0) throw new Error(`building the ASan/UBSan targets failed:\n${b.out}`);
+  try {
+    const env = { ...process.env, CC: 'clang', CXX: 'clang++' };
+    if (!existsSync(join(sanitizeDir, 'CMakeCache.txt'))) {
+      const c = await run('cmake', ['-S', join(root, 'native', 'fuzz'), '-B', sanitizeDir, '-DSIGNBRIDGE_SANITIZE=ON', '-DSIGNBRIDGE_FUZZ=ON'], env);
+      if (c.status !== 0) {
+        rmSync(sanitizeDir, { recursive: true, force: true });
+        throw new Error(`configuring the sanitizer build failed (${APT_SANITIZE}):\n${c.out}`);
+      }
+    }
+    const b = await run('cmake', ['--build', sanitizeDir, '-j2', '--target', ...SANITIZE_TARGETS], env);
+    if (b.status !== 0) throw new Error(`building the ASan/UBSan targets failed:\n${b.out}`);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Whether a live process holds the sanitizer build lock. */
+function lockHeld(): boolean {
+  let owner = 0;
+  try {
+    owner = Number(readFileSync(join(`${sanitizeDir}.lock`, 'pid'), 'utf8'));
+  } catch {
+    return existsSync(`${sanitizeDir}.lock`); // being created or removed right now
+  }
+  return owner > 0 && pidAlive(owner);
+}
+
+/**
+ * Waits, without blocking the worker, while the global setup's prebuildSanitized() runs; call it
+ * before sanitizeBuild() so the build it does is only an up-to-date check.
+ */
+export async function waitForPrebuild(timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (lockHeld() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
 }
 
 /**

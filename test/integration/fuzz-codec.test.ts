@@ -22,7 +22,7 @@ import {
   CALLS, HEADER_SIZE, KIND_REPLY, KIND_REQUEST, MAX_FRAME, MAX_LENGTH, MIN_LENGTH,
   decodeMessage, encodeMessage, type CallName, type FieldRule, type FieldType, type Message, type Struct,
 } from '../../src/ipc/protocol.js';
-import { sanitizeBuild, sanitizerReports } from '../helpers/sanitize-build.js';
+import { sanitizeBuild, sanitizerReports, waitForPrebuild } from '../helpers/sanitize-build.js';
 
 const SEED = Number(process.env.SIGNBRIDGE_FUZZ_SEED ?? 0x5b6e1) >>> 0;
 const CASES = Number(process.env.SIGNBRIDGE_FUZZ_CASES ?? 10_000);
@@ -217,7 +217,7 @@ let native: { verdict: string; frames: number[]; bad: boolean; detail: string }[
 let nativeStderr = '';
 let nativeStatus: number | null = null;
 
-beforeAll(() => {
+beforeAll(async () => {
   buildCorpus();
   const t0 = Date.now();
   ts = corpus.map((c, i) => tsDecode(c.bytes, i));
@@ -232,6 +232,7 @@ beforeAll(() => {
   elapsedMs += Date.now() - t0;
 
   // The same corpus through the C++ codec.
+  await waitForPrebuild();
   const build = sanitizeBuild(['sb_codec_harness']);
   dir = mkdtempSync(join(tmpdir(), 'sb-fuzz-codec-'));
   const file = join(dir, 'corpus.bin');

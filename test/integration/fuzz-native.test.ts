@@ -9,14 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFuzzer, fuzzCodec, runFuzzerProcess } from '../helpers/libfuzzer.js';
-import { sanitizerReports } from '../helpers/sanitize-build.js';
+import { sanitizerReports, waitForPrebuild } from '../helpers/sanitize-build.js';
 
 // CI time, not coverage, sets this bound (docs/hardening/hostile-input.md).
 const SECONDS = 3;
 const dirs: string[] = [];
 let bin: string;
 
-beforeAll(() => {
+beforeAll(async () => {
+  await waitForPrebuild();
   bin = buildFuzzer();
 }, 240_000);
 

@@ -18,7 +18,7 @@ import * as C from '../../src/core/pkcs11.js';
 import { FrameDecoder } from '../../src/ipc/framing.js';
 import { MAGIC, decodeMessage, encodeRequest, withId, type InventoryReply } from '../../src/ipc/protocol.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { compileHarness, sanitizeBuild, sanitizerReports, type SanitizeBuild } from '../helpers/sanitize-build.js';
+import { compileHarness, sanitizeBuild, sanitizerReports, waitForPrebuild, type SanitizeBuild } from '../helpers/sanitize-build.js';
 import { testKey, testToken } from '../helpers/token.js';
 
 const SAN_ENV = {
@@ -34,6 +34,7 @@ const harness = { misuse: '', misuseAsan: '', conformanceAsan: '', interfacesAsa
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sb-sanitize-'));
+  await waitForPrebuild();
   build = sanitizeBuild(['signbridge-pkcs11', 'sb_codec_test', 'sb_unit_test']);
   harness.misuse = join(dir, 'misuse');
   harness.misuseAsan = join(dir, 'misuse-asan');

@@ -56,31 +56,31 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Runs fn while holding `${sanitizeDir}.lock` (mkdir is atomic; a lock whose owner died is taken over). */
-function withLock<T>(fn: () => T, timeoutMs = 300_000): T {
+/** One try at `${sanitizeDir}.lock` (mkdir is atomic); a lock whose owner died is taken over. */
+function tryLock(): boolean {
   const lock = `${sanitizeDir}.lock`;
+  try {
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'pid'), String(process.pid));
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    if (!lockHeld()) rmSync(lock, { recursive: true, force: true });
+    return false;
+  }
+}
+
+/** Runs fn while holding `${sanitizeDir}.lock`. */
+function withLock<T>(fn: () => T, timeoutMs = 300_000): T {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let owner = 0;
-      try {
-        owner = Number(readFileSync(join(lock, 'pid'), 'utf8'));
-      } catch {
-        /* being created or removed right now */
-      }
-      if (owner > 0 && !pidAlive(owner)) rmSync(lock, { recursive: true, force: true });
-      else if (Date.now() > deadline) throw new Error(`timed out waiting for the sanitizer build lock ${lock}`);
-      else sleep(200);
-    }
+  while (!tryLock()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the sanitizer build lock ${sanitizeDir}.lock`);
+    sleep(200);
   }
   try {
     return fn();
   } finally {
-    rmSync(lock, { recursive: true, force: true });
+    rmSync(`${sanitizeDir}.lock`, { recursive: true, force: true });
   }
 }
 
@@ -142,19 +142,8 @@ export async function prebuildSanitized(): Promise<void> {
   } catch {
     return;
   }
-  const lock = `${sanitizeDir}.lock`;
   // the same lock as sanitizeBuild: test workers wait for it with waitForPrebuild()
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      if (!lockHeld()) rmSync(lock, { recursive: true, force: true });
-      else await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  while (!tryLock()) await new Promise((r) => setTimeout(r, 200));
   try {
     const env = { ...process.env, CC: 'clang', CXX: 'clang++' };
     if (!existsSync(join(sanitizeDir, 'CMakeCache.txt'))) {
@@ -167,7 +156,7 @@ export async function prebuildSanitized(): Promise<void> {
     const b = await run('cmake', ['--build', sanitizeDir, '-j2', '--target', ...SANITIZE_TARGETS], env);
     if (b.status !== 0) throw new Error(`building the ASan/UBSan targets failed:\n${b.out}`);
   } finally {
-    rmSync(lock, { recursive: true, force: true });
+    rmSync(`${sanitizeDir}.lock`, { recursive: true, force: true });
   }
 }
 

@@ -2,8 +2,7 @@
 // the five C_GetAttributeValue cases, argument and state errors) — against a real daemon and
 // with no daemon at all. The harness prints the signatures it made; they are verified here
 // with node:crypto against the certificates SoftHSMv2 holds.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,12 +10,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testToken } from '../helpers/token.js';
+import { compileHarness } from '../helpers/sanitize-build.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { modulePath } from '../../src/native/loader.js';
 
 const token = testToken();
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
 let dir: string;
 let harness: string;
 let daemon: TestDaemon;
@@ -33,13 +32,7 @@ function run(mode: 'daemon' | 'no-daemon', socket: string): { lines: string[]; s
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sb-conformance-'));
   harness = join(dir, 'conformance');
-  const include = join(dirname(require.resolve('pkcs11js/package.json')), 'includes', 'pkcs11');
-  try {
-    execFileSync('cc', ['-std=c11', '-D_POSIX_C_SOURCE=200809L', '-Wall', '-I', include,
-      join(here, '..', 'native', 'conformance.c'), '-o', harness, '-ldl'], { stdio: 'pipe' });
-  } catch (e) {
-    throw new Error(`cannot compile the conformance harness (apt-get install -y gcc): ${String(e)}`);
-  }
+  compileHarness('conformance.c', harness, { sanitize: false });
   daemon = await startTestDaemon();
 });
 

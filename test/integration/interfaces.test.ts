@@ -3,8 +3,7 @@
 // function list, C_LoginUser, C_SessionCancel, an unimplemented 3.0 entry, C_GenerateRandom /
 // C_SeedRandom and C_GetObjectSize — against a real daemon. The harness prints the signatures it
 // made through the 3.0 list; they are verified here with node:crypto against the token's certificates.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,12 +11,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testToken } from '../helpers/token.js';
+import { compileHarness } from '../helpers/sanitize-build.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { modulePath } from '../../src/native/loader.js';
 
 const token = testToken();
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
 let dir: string;
 let harness: string;
 let daemon: TestDaemon;
@@ -25,13 +24,7 @@ let daemon: TestDaemon;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sb-interfaces-'));
   harness = join(dir, 'interfaces');
-  const include = join(dirname(require.resolve('pkcs11js/package.json')), 'includes', 'pkcs11');
-  try {
-    execFileSync('cc', ['-std=c11', '-D_POSIX_C_SOURCE=200809L', '-Wall', '-I', include,
-      join(here, '..', 'native', 'interfaces.c'), '-o', harness, '-ldl'], { stdio: 'pipe' });
-  } catch (e) {
-    throw new Error(`cannot compile the interfaces harness (apt-get install -y gcc): ${String(e)}`);
-  }
+  compileHarness('interfaces.c', harness, { sanitize: false });
   daemon = await startTestDaemon();
 });
 

@@ -203,7 +203,7 @@ describe('the repo stands alone', () => {
     expect(hits('(' + 'STY' + 'LE.md "the boundary")')).toEqual(['private notes']);
     expect(hits('traces' + '/keytool.txt')).toEqual(['a private trace file']);
     expect(hits('at /' + 'work/main/x and /' + 'home/me/y')).toEqual(['an absolute path of one machine']);
-    expect(hits('docs/consumers.md, docs/performance.md, ~/work/x, pkcs11-spy traces, /tmp/trace.txt')).toEqual([]);
+    expect(hits('docs/consumers.md, docs/performance.md, ~/' + 'work/x, pkcs11-spy traces, /tmp/trace.txt')).toEqual([]);
   });
 
   it('no file names notes outside the repo or an absolute path of a build machine', () => {

@@ -14,6 +14,14 @@ bool hidden(const SlotRec& slot, const ObjectRec& o, const SessionTable& session
   return (slot.token_flags & CKF_LOGIN_REQUIRED) && o.is_private && !sessions.logged_in(slot.id);
 }
 
+Result<const ObjectRec*> visible_object(StateLock& st, const SessionCtx& ctx, CK_OBJECT_HANDLE obj) {
+  const ObjectRec* o = ctx.inv->object(obj);
+  if (!o || o->slot != ctx.slot->id) return Status(CKR_OBJECT_HANDLE_INVALID);
+  if (hidden(*ctx.slot, *o, st->sessions))
+    return Status(CKR_OBJECT_HANDLE_INVALID, "the token requires C_Login before its private objects are visible");
+  return o;
+}
+
 void notice_login_required() {
   notice_once(NoticeCause::LoginRequired,
               "the signbridge daemon requires a login before its private keys can be used (it was started with "

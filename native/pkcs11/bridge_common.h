@@ -38,6 +38,9 @@ struct SessionCtx {
   const Inventory* inv = nullptr;
 };
 Status session_ctx(StateLock& st, CK_SESSION_HANDLE h, SessionCtx& ctx);
+// An object of the session's slot that the caller may see (private ones need C_Login when the
+// token says CKF_LOGIN_REQUIRED); else CKR_OBJECT_HANDLE_INVALID.
+Result<const ObjectRec*> visible_object(StateLock& st, const SessionCtx& ctx, CK_OBJECT_HANDLE obj);
 
 // Runs fn(state, slot) with the inventory loaded; unknown slot → CKR_SLOT_ID_INVALID.
 template <class Fn>

@@ -12,10 +12,7 @@ Status get_object_size(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ULONG& size
   RETURN_IF_ERROR(st.status());
   SessionCtx ctx;
   RETURN_IF_ERROR(session_ctx(st, h, ctx));
-  const ObjectRec* o = ctx.inv->object(obj);
-  if (!o || o->slot != ctx.slot->id) return Status(CKR_OBJECT_HANDLE_INVALID);
-  if (hidden(*ctx.slot, *o, st->sessions))
-    return Status(CKR_OBJECT_HANDLE_INVALID, "the token requires C_Login before its private objects are visible");
+  ASSIGN_OR_RETURN(const ObjectRec* o, visible_object(st, ctx, obj));
   CK_ULONG total = 0;
   for (const auto& [type, value] : o->attrs) {
     if (o->is_sensitive(type)) continue;

@@ -152,3 +152,23 @@ export function decodeUlongArray(b: Buffer): number[] {
   for (let i = 0; i + 8 <= b.length; i += 8) out.push(Number(b.readBigUInt64LE(i)));
   return out;
 }
+
+/**
+ * The "sig <SHA256_RSA_PKCS|ECDSA_SHA256> <data-hex> <sig-hex>" lines of the C harnesses
+ * (conformance.c, interfaces.c), verified with node:crypto against the test token's rsa-3072 and
+ * ec-p256 certificates. Returns the mechanism names in order and which of them verified.
+ */
+export function verifyHarnessSignatures(lines: string[], keys: TestKey[]): { names: string[]; verified: boolean[] } {
+  const cert = (label: string) => publicKey(keys.find((k) => k.label === label)!);
+  const sigs = lines.filter((l) => l.startsWith('sig '));
+  const names = sigs.map((l) => l.split(' ')[1]!);
+  const verified = sigs.map((line) => {
+    const [, name, dataHex, sigHex] = line.split(' ');
+    const data = Buffer.from(dataHex!, 'hex');
+    const sig = Buffer.from(sigHex!, 'hex');
+    return name === 'SHA256_RSA_PKCS'
+      ? cryptoVerify('sha256', data, cert('rsa-3072'), sig)
+      : cryptoVerify('sha256', data, { key: cert('ec-p256'), dsaEncoding: 'ieee-p1363' }, sig);
+  });
+  return { names, verified };
+}

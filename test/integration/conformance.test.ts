@@ -3,12 +3,12 @@
 // with no daemon at all. The harness prints the signatures it made; they are verified here
 // with node:crypto against the certificates SoftHSMv2 holds.
 import { spawnSync } from 'node:child_process';
-import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyHarnessSignatures } from '../helpers/signing.js';
 import { testToken } from '../helpers/token.js';
 import { compileHarness } from '../helpers/sanitize-build.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -48,19 +48,9 @@ describe('raw C ABI conformance', () => {
     expect(failed).toEqual([]);
     expect(status).toBe(0);
     expect(lines.filter((l) => l.startsWith('ok ')).length).toBeGreaterThan(60);
-    const sigs = lines.filter((l) => l.startsWith('sig '));
-    expect(sigs.map((l) => l.split(' ')[1])).toEqual(['SHA256_RSA_PKCS', 'ECDSA_SHA256']);
-    const certs = Object.fromEntries(token.keys.map((k) => [k.label, new X509Certificate(k.certPem).publicKey]));
-    for (const line of sigs) {
-      const [, name, dataHex, sigHex] = line.split(' ');
-      const data = Buffer.from(dataHex!, 'hex');
-      const sig = Buffer.from(sigHex!, 'hex');
-      if (name === 'SHA256_RSA_PKCS') {
-        expect(cryptoVerify('sha256', data, certs['rsa-3072']!, sig)).toBe(true);
-      } else {
-        expect(cryptoVerify('sha256', data, { key: certs['ec-p256']!, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
-      }
-    }
+    const { names, verified } = verifyHarnessSignatures(lines, token.keys);
+    expect(names).toEqual(['SHA256_RSA_PKCS', 'ECDSA_SHA256']);
+    expect(verified).toEqual([true, true]);
   });
 
   it('answers fast and specifically when no daemon listens', () => {

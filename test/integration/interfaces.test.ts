@@ -4,12 +4,12 @@
 // C_SeedRandom and C_GetObjectSize — against a real daemon. The harness prints the signatures it
 // made through the 3.0 list; they are verified here with node:crypto against the token's certificates.
 import { spawnSync } from 'node:child_process';
-import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyHarnessSignatures } from '../helpers/signing.js';
 import { testToken } from '../helpers/token.js';
 import { compileHarness } from '../helpers/sanitize-build.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -49,19 +49,9 @@ describe('PKCS#11 3.0 interfaces, random and object size through the raw C ABI',
       'random does not repeat', 'seed refused', 'login user with a name', 'cancelled sign is gone'])
       expect(lines).toContain(`ok ${name}`);
     expect(r.stderr).toBe(''); // SIGNBRIDGE_DEBUG unset: the failures below say nothing
-    const sigs = lines.filter((l) => l.startsWith('sig '));
-    expect(sigs.map((l) => l.split(' ')[1])).toEqual(['SHA256_RSA_PKCS', 'ECDSA_SHA256']);
-    const certs = Object.fromEntries(token.keys.map((k) => [k.label, new X509Certificate(k.certPem).publicKey]));
-    for (const line of sigs) {
-      const [, name, dataHex, sigHex] = line.split(' ');
-      const data = Buffer.from(dataHex!, 'hex');
-      const sig = Buffer.from(sigHex!, 'hex');
-      if (name === 'SHA256_RSA_PKCS') {
-        expect(cryptoVerify('sha256', data, certs['rsa-3072']!, sig)).toBe(true);
-      } else {
-        expect(cryptoVerify('sha256', data, { key: certs['ec-p256']!, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
-      }
-    }
+    const { names, verified } = verifyHarnessSignatures(lines, token.keys);
+    expect(names).toEqual(['SHA256_RSA_PKCS', 'ECDSA_SHA256']);
+    expect(verified).toEqual([true, true]);
   });
 
   // Every non-OK answer a user can act on says why under SIGNBRIDGE_DEBUG (design.md "Environment"):

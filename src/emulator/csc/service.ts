@@ -27,6 +27,7 @@ export interface Lifetimes {
 export const PIN_TRIES = 3;
 export const OTP_TRIES = 3;
 const MAX_HASHES = 1000;
+const SPENT_KEPT = 10_000;
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const CREDENTIAL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -60,6 +61,8 @@ const str = (v: unknown): v is string => typeof v === 'string';
 
 export class CscService {
   private readonly sads = new Map<string, Sad>();
+  /** SADs whose numSignatures are used up (the last SPENT_KEPT), so the error can say so */
+  private readonly spent = new Set<string>();
   private readonly otps = new Map<string, Otp>();
   /** hashes signed since the start (or the last stats reset), for the coalescing measurements */
   hashesSigned = 0;
@@ -276,6 +279,7 @@ export class CscService {
     this.assertActive(c);
     if (!str(b.SAD)) throw new CscError('invalid_request', 'Missing (or invalid type) string parameter SAD');
     const sad = this.sads.get(b.SAD);
+    if (!sad && this.spent.has(b.SAD)) throw new CscError('invalid_sad', 'the SAD is used up (its numSignatures are signed): authorize again (credentials/authorize)');
     if (!sad || sad.credentialId !== c.id) throw new CscError('invalid_sad', 'the SAD is not valid for this credential: authorize again (credentials/authorize)');
     if (sad.expiresAt <= this.now()) {
       this.sads.delete(b.SAD);
@@ -295,7 +299,11 @@ export class CscService {
     }
     sad.remaining -= hashes.length;
     if (sad.hashes) for (const h of hashes) sad.hashes.delete(h);
-    if (sad.remaining === 0) this.sads.delete(b.SAD);
+    if (sad.remaining === 0) {
+      this.sads.delete(b.SAD);
+      this.spent.add(b.SAD);
+      if (this.spent.size > SPENT_KEPT) this.spent.delete(this.spent.values().next().value!);
+    }
     const out: string[] = [];
     try {
       for (const h of hashes) {

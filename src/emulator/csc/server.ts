@@ -117,7 +117,7 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
   };
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    if (!isLoopback(req.socket.remoteAddress)) return sendError(res, new CscError('invalid_request', 'the admin endpoint answers loopback clients only'));
+    if (!isLoopback(req.socket.remoteAddress)) return sendError(res, new CscError('access_denied', 'the admin endpoint answers loopback clients only'));
     const sub = path.slice(ADMIN_BASE.length).replace(/\/$/, '');
     const m = req.method ?? 'GET';
     if (sub === '/faults' && m === 'GET') return sendJson(res, 200, faults.get());

@@ -294,7 +294,7 @@ export class CscService {
     if (hashes.length > sad.remaining) {
       throw new CscError('invalid_sad', `the SAD allows ${sad.remaining} more signature(s), this call has ${hashes.length} hashes: authorize again with numSignatures >= ${hashes.length}`);
     }
-    if (sad.hashes && !hashes.every((h) => sad.hashes!.has(h))) {
+    if (sad.hashes && (new Set(hashes).size !== hashes.length || !hashes.every((h) => sad.hashes!.has(h)))) {
       throw new CscError('invalid_sad', 'a hash is not one the SAD was authorised for (authorize with hash[] binds the SAD to those hashes)');
     }
     sad.remaining -= hashes.length;

@@ -46,7 +46,9 @@ describe('info and OAuth 2.0', () => {
     const r = await csc('info', { lang: 'en-US' }, null);
     expect(r.status, r.text).toBe(200);
     expect(r.json).toMatchObject({ specs: '1.0.4.0', authType: ['oauth2client'], oauth2: emu.env.SIGNBRIDGE_CSC_URL, lang: 'en-US' });
-    for (const m of ['credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'signatures/signHash']) expect(r.json.methods).toContain(m);
+    for (const m of ['credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'credentials/extendTransaction', 'signatures/signHash']) {
+      expect(r.json.methods).toContain(m);
+    }
   });
 
   it('client credentials by Basic or in the body, form or JSON; the token is a bearer with an expiry and a refresh token', async () => {
@@ -282,6 +284,24 @@ describe('signatures/signHash', () => {
     const ecSad = await emu.authorize('doc-ec', 1);
     expect((await emu.admin('/expire', { accessTokens: false })).status).toBe(200);
     expectCscError(await csc('signatures/signHash', { ...body, SAD: ecSad }), 400, 'expired_sad', /authorize again/);
+  });
+
+  it('extendTransaction: a new SAD with the signatures left and a new lifetime; the old one ends', async () => {
+    const cert = await certOf('doc-ec');
+    const SAD = await emu.authorize('doc-ec', 2);
+    const sign = (sad: string, m: string): Promise<ApiResponse> => csc('signatures/signHash', { credentialID: 'doc-ec', SAD: sad, hash: [sha('sha256', m)], signAlgo: '1.2.840.10045.4.3.2' });
+    expect((await sign(SAD, 'one')).status).toBe(200);
+    const x = await csc('credentials/extendTransaction', { credentialID: 'doc-ec', SAD });
+    expect(x.status, x.text).toBe(200);
+    expect(x.json).toEqual({ SAD: expect.any(String), expiresIn: 3600 });
+    expect(x.json.SAD).not.toBe(SAD);
+    expectCscError(await sign(SAD, 'two'), 400, 'invalid_sad');
+    const two = await sign(x.json.SAD, 'two');
+    expect(two.status, two.text).toBe(200);
+    expect(verify('sha256', Buffer.from('two'), cert.publicKey, Buffer.from(two.json.signatures[0], 'base64'))).toBe(true);
+    expectCscError(await sign(x.json.SAD, 'three'), 400, 'invalid_sad', /used up/);
+    expectCscError(await csc('credentials/extendTransaction', { credentialID: 'doc-rsa', SAD: x.json.SAD }), 400, 'invalid_sad');
+    expectCscError(await csc('credentials/extendTransaction', { credentialID: 'doc-ec' }), 400, 'invalid_request', /SAD/);
   });
 
   it('SAD lifetime from the settings: expiresIn follows it and the SAD expires after it', async () => {

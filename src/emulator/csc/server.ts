@@ -13,7 +13,7 @@ import { CscService } from './service.js';
 
 export const CSC_BASE = '/csc/v1';
 /** what info's `methods` lists: every CSC call this emulator implements */
-export const CSC_METHODS = ['oauth2/token', 'oauth2/revoke', 'credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'signatures/signHash'];
+export const CSC_METHODS = ['oauth2/token', 'oauth2/revoke', 'credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'credentials/extendTransaction', 'signatures/signHash'];
 const SIGN_ROUTE = `POST ${CSC_BASE}/signatures/signHash`;
 
 export interface CscStats extends Stats {
@@ -113,6 +113,7 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
       return undefined;
     }),
     [`${CSC_BASE}/credentials/authorize`]: api((b) => service.authorize(b)),
+    [`${CSC_BASE}/credentials/extendTransaction`]: api((b) => service.extendTransaction(b)),
     [`${CSC_BASE}/signatures/signHash`]: api(async (b) => ({ signatures: await service.signHash(b) })),
   };
 

@@ -253,6 +253,21 @@ describe('signatures/signHash', () => {
     expect(verify('sha384', Buffer.from(msg(2)), cert.publicKey, Buffer.from(b.json.signatures[0], 'base64'))).toBe(true);
   });
 
+  it('the ecdsaFormat setting "raw" answers r‖s (IEEE P1363), as some services do', async () => {
+    const cert = await certOf('doc-ec');
+    expect((await emu.admin('/settings', { ecdsaFormat: 'raw' })).json.ecdsaFormat).toBe('raw');
+    try {
+      const SAD = await emu.authorize('doc-ec', 1);
+      const r = await csc('signatures/signHash', { credentialID: 'doc-ec', SAD, hash: [sha('sha256', 'raw')], signAlgo: '1.2.840.10045.4.3.2' });
+      const sig = Buffer.from(r.json.signatures[0], 'base64');
+      expect(sig).toHaveLength(64);
+      expect(verify('sha256', Buffer.from('raw'), { key: cert.publicKey, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
+    } finally {
+      await emu.admin('/settings', { ecdsaFormat: 'der' });
+    }
+    expectCscError(await emu.admin('/settings', { ecdsaFormat: 'pem' }), 400, 'invalid_request', /ecdsaFormat/);
+  });
+
   it('a SAD signs numSignatures hashes in all, then is used up; more hashes than it has left signs nothing', async () => {
     const SAD = await emu.authorize('doc-ec', 3);
     const req = (n: number): Promise<ApiResponse> =>

@@ -141,14 +141,19 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
     }
     if (sub === '/settings') {
       const next = { ...settings() };
-      for (const k of Object.keys(b)) {
-        const v = b[k];
+      for (const [k, v] of Object.entries(b)) {
         if (!(k in next)) throw new CscError('invalid_request', `unknown setting ${k} (known: ${Object.keys(next).join(', ')})`);
-        if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 365 * 86400) throw new CscError('invalid_request', `${k}: whole seconds from 1`);
-        next[k as keyof typeof next] = v as number;
+        if (k === 'ecdsaFormat') {
+          if (v !== 'der' && v !== 'raw') throw new CscError('invalid_request', 'ecdsaFormat: "der" or "raw"');
+          next.ecdsaFormat = v;
+        } else {
+          if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 365 * 86400) throw new CscError('invalid_request', `${k}: whole seconds from 1`);
+          next[k as Exclude<keyof typeof next, 'ecdsaFormat'>] = v as number;
+        }
       }
       oauth.lifetimes = { tokenTtlS: next.tokenTtlS, refreshTtlS: next.refreshTtlS };
       service.lifetimes = { sadTtlS: next.sadTtlS, otpTtlS: next.otpTtlS };
+      service.ecdsaFormat = next.ecdsaFormat;
       return sendJson(res, 200, settings());
     }
     if (sub === '/expire') {
@@ -166,8 +171,8 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
     throw new CscError('not_found', `no admin endpoint ${m} ${path}: see docs/csc-emulator.md "Admin endpoint"`);
   }
 
-  function settings(): { tokenTtlS: number; refreshTtlS: number; sadTtlS: number; otpTtlS: number } {
-    return { ...oauth.lifetimes, ...service.lifetimes };
+  function settings(): { tokenTtlS: number; refreshTtlS: number; sadTtlS: number; otpTtlS: number; ecdsaFormat: 'der' | 'raw' } {
+    return { ...oauth.lifetimes, ...service.lifetimes, ecdsaFormat: service.ecdsaFormat };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

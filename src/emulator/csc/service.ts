@@ -56,6 +56,12 @@ export class CscService {
   private readonly otps = new Map<string, Otp>();
   /** hashes signed since the start (or the last stats reset), for the coalescing measurements */
   hashesSigned = 0;
+  /**
+   * ECDSA signatures as DER Ecdsa-Sig-Value (RFC 3279 §2.2.3, the default: the form CMS and PDF
+   * embed) or raw r‖s (IEEE P1363, what PKCS#11 returns), which some CSC services send: a
+   * client must cope with both (admin setting).
+   */
+  ecdsaFormat: 'der' | 'raw' = 'der';
 
   constructor(
     private readonly dir: string,
@@ -286,8 +292,7 @@ export class CscService {
     try {
       for (const h of hashes) {
         const sig = await this.hsm.sign(c.hsm_id, plan.mech, plan.input(Buffer.from(h, 'base64')));
-        // ECDSA as a DER Ecdsa-Sig-Value (RFC 3279 §2.2.3), the form CMS and PDF signatures embed
-        out.push((plan.keyAlg === 'ECDSA' ? ecdsaRawToDer(sig) : sig).toString('base64'));
+        out.push((plan.keyAlg === 'ECDSA' && this.ecdsaFormat === 'der' ? ecdsaRawToDer(sig) : sig).toString('base64'));
         this.hashesSigned++;
       }
     } catch (e) {

@@ -76,6 +76,15 @@ describe('info and OAuth 2.0', () => {
     const secret = emu.env.SIGNBRIDGE_CSC_CLIENT_SECRET!;
     expectCscError(await tokenForm({ grant_type: 'password', client_id: id, client_secret: secret }), 400, 'unsupported_grant_type');
     expectCscError(await tokenForm({ client_id: id, client_secret: secret }), 400, 'invalid_request', /grant_type/);
+    const mangled = Buffer.from('%E0%A4%A:x').toString('base64');
+    expectCscError(await tokenForm({ grant_type: 'client_credentials' }, { authorization: `Basic ${mangled}` }), 401, 'invalid_client', /URL-encoded/);
+  });
+
+  it('unknown paths → 404 not_found, other methods → 405, a body that is not JSON → invalid_request', async () => {
+    expectCscError(await csc('credentials/nothing'), 404, 'not_found', /csc\/v1/);
+    expectCscError(await post(emu.agent, `${emu.url}${V1}/credentials/list`, undefined, {}, 'GET'), 405, 'method_not_allowed');
+    expectCscError(await post(emu.agent, `${emu.url}${V1}/credentials/list`, '{nope', { 'content-type': 'application/json', authorization: `Bearer ${token}` }), 400, 'invalid_request', /JSON/);
+    expectCscError(await post(emu.agent, `${emu.url}${V1}/credentials/list`, '[]', { 'content-type': 'application/json', authorization: `Bearer ${token}` }), 400, 'invalid_request', /object/);
   });
 
   it('refresh_token gives a new access token once (rotated); a revoked token is refused', async () => {
@@ -179,6 +188,7 @@ describe('credentials/sendOTP and credentials/authorize', () => {
     expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1 }), 400, 'invalid_request', /OTP/);
     const wrong = otp === '000000' ? '000001' : '000000';
     expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: wrong }), 400, 'invalid_otp');
+    expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: 'ööööö1' }), 400, 'invalid_otp'); // 6 characters, 11 bytes
     expect((await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: otp })).status).toBe(200);
     expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: otp }), 400, 'invalid_otp', /sendOTP/);
 

@@ -182,7 +182,7 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
 
     const started = Date.now();
     const handler: Handler | undefined = Object.hasOwn(routes, path) ? routes[path] : undefined;
-    const name = handler ? `POST ${path}` : 'other';
+    const name = handler ? `${method} ${path}` : 'other';
     bump(stats.requests, name);
     res.on('finish', () => {
       bump(stats.responses, String(res.statusCode));

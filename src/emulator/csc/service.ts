@@ -247,7 +247,8 @@ export class CscService {
         this.otps.delete(c.id);
         throw new CscError('invalid_otp', 'the OTP expired: call credentials/sendOTP for a new one');
       }
-      const ok = b.OTP.length === o.value.length && timingSafeEqual(Buffer.from(b.OTP), Buffer.from(o.value));
+      const given = Buffer.from(b.OTP, 'utf8');
+      const ok = given.length === o.value.length && timingSafeEqual(given, Buffer.from(o.value));
       if (!ok) {
         if (++o.wrong >= OTP_TRIES) this.otps.delete(c.id);
         throw new CscError('invalid_otp', o.wrong >= OTP_TRIES ? 'the OTP is not valid and is now void: call credentials/sendOTP for a new one' : 'the OTP is not valid');

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// `npm run prebuilds` (second half): the PKCS#11 binding the pkcs11 backend, the emulator and the
+// SoftHSMv2 set-up use, shipped so that an install needs no compiler (README "Stack"):
+//   prebuilds/<platform>-<arch>/node_modules/pkcs11js/       its JS + build/Release/pkcs11.node, built
+//                                                           here from the installed dependency's own
+//                                                           sources with its own binding.gyp (Node-API)
+//   prebuilds/<platform>-<arch>/node_modules/graphene-pk11/  its CommonJS build
+//   prebuilds/<platform>-<arch>/node_modules/tslib/          graphene's runtime helper
+// Versions are the ones package-lock.json installed; nothing of theirs is kept in the repository
+// (prebuilds/ is git-ignored). src/native/pkcs11js.ts loads this copy when npm's is absent.
+//
+// Why a copy and not the npm dependency: npm 10 and 11 run `node-gyp rebuild` for any installed
+// package with a binding.gyp and no install script, bundled dependencies included, so a
+// dependency on pkcs11js compiles at every install; the dependencies are optional instead, and
+// npm drops them silently when that build fails (measured; docs/install.md).
+//
+// Run through npm: npm puts its bundled node-gyp on PATH. Extra flags: CXXFLAGS / LDFLAGS.
+
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const require = createRequire(import.meta.url);
+const prebuildify = require('prebuildify');
+const tuple = `${process.platform}-${process.arch}`;
+
+// What each package needs at run time (their package.json "main" and what it requires), and the licence.
+const COPIES = {
+  pkcs11js: ['package.json', 'LICENSE', 'README.md', 'index.js', 'index.d.ts'],
+  'graphene-pk11': ['package.json', 'LICENSE.md', 'README.md', 'build/cjs'],
+  tslib: ['package.json', 'LICENSE.txt', 'CopyrightNotice.txt', 'tslib.js', 'tslib.d.ts'],
+};
+// what pkcs11js's binding.gyp compiles
+const PKCS11JS_BUILD = ['binding.gyp', 'package.json', 'src', 'includes'];
+
+function dependencyDir(name) {
+  return dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
+}
+
+function findNode(dir) {
+  for (const e of readdirSync(dir, { recursive: true })) {
+    const p = join(dir, String(e));
+    if (p.endsWith('.node') && statSync(p).isFile()) return p;
+  }
+  return undefined;
+}
+
+async function main(stage) {
+  const src = dependencyDir('pkcs11js');
+  for (const p of PKCS11JS_BUILD) cpSync(join(src, p), join(stage, p), { recursive: true });
+  try {
+    // Node-API (pkcs11js 2.x uses node_api.h only), so one build serves every Node >= 18
+    await new Promise((resolve, reject) =>
+      prebuildify({ cwd: stage, out: stage, napi: true, strip: true, targets: [process.versions.node] }, (e) => (e ? reject(e) : resolve())),
+    );
+  } catch (e) {
+    throw new Error(`building pkcs11js failed: ${e.message} (run as \`npm run prebuilds\`; it needs python3, make and g++)`);
+  }
+  const built = findNode(join(stage, 'prebuilds'));
+  if (!built) throw new Error(`prebuildify left no .node in ${join(stage, 'prebuilds')}`);
+
+  const dest = join(root, 'prebuilds', tuple, 'node_modules');
+  rmSync(dest, { recursive: true, force: true }); // replace, never merge with a stale copy
+  for (const [name, files] of Object.entries(COPIES)) {
+    const from = dependencyDir(name);
+    for (const f of files) {
+      if (existsSync(join(from, f))) cpSync(join(from, f), join(dest, name, f), { recursive: true });
+    }
+  }
+  mkdirSync(join(dest, 'pkcs11js', 'build', 'Release'), { recursive: true });
+  cpSync(built, join(dest, 'pkcs11js', 'build', 'Release', 'pkcs11.node'));
+  process.stdout.write(`prebuilds: ${dest}: ${Object.keys(COPIES).join(', ')} (pkcs11js built from ${src})\n`);
+}
+
+const stage = mkdtempSync(join(tmpdir(), 'signbridge-pkcs11js-'));
+try {
+  await main(stage);
+} catch (e) {
+  process.stderr.write(`prebuilds: ${e.message}\n`);
+  process.exitCode = 1;
+} finally {
+  rmSync(stage, { recursive: true, force: true });
+}

@@ -14,18 +14,24 @@
 // dependency on pkcs11js compiles at every install; the dependencies are optional instead, and
 // npm drops them silently when that build fails (measured; docs/install.md).
 //
-// Run through npm: npm puts its bundled node-gyp on PATH. Extra flags: CXXFLAGS / LDFLAGS.
+// `node scripts/prebuild-pkcs11js.mjs [--out <dir>] [<platform>-<arch> ...]`: with no tuple, one copy
+// for every prebuilds/<platform>-<arch>/ that scripts/prebuilds.mjs made (so the two always match).
+// Another Linux arch is cross-compiled with Debian's cross g++ (apt-get install -y g++-aarch64-linux-gnu).
+// Run through npm: npm puts its bundled node-gyp on PATH.
 
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
 const prebuildify = require('prebuildify');
-const tuple = `${process.platform}-${process.arch}`;
+const host = `${process.platform}-${process.arch}`;
+// GNU triplets of Debian's cross toolchains (as scripts/prebuilds.mjs)
+const LINUX_TRIPLET = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
 
 // What each package needs at run time (their package.json "main" and what it requires), and the licence.
 const COPIES = {
@@ -48,21 +54,39 @@ function findNode(dir) {
   return undefined;
 }
 
-async function main(stage) {
+/** The compiler environment for a tuple: none for this host, else the cross toolchain. */
+function toolchain(platform, arch) {
+  if (`${platform}-${arch}` === host) return {};
+  const triplet = LINUX_TRIPLET[arch];
+  if (platform !== 'linux' || !triplet) throw new Error(`cannot build pkcs11js for ${platform}-${arch} on ${host}`);
+  if (spawnSync('sh', ['-c', `command -v ${triplet}-g++`]).status !== 0) {
+    throw new Error(`${triplet}-g++ is not on PATH; install the cross compiler: apt-get install -y g++-${triplet.replace(/_/g, '-')}`);
+  }
+  return { CC: `${triplet}-gcc`, CXX: `${triplet}-g++`, LINK: `${triplet}-g++`, AR: `${triplet}-ar`, STRIP: `${triplet}-strip` };
+}
+
+async function buildOne(tuple, outRoot, stage) {
+  const [platform, arch] = tuple.split('-');
+  const { STRIP, ...env } = toolchain(platform, arch);
   const src = dependencyDir('pkcs11js');
   for (const p of PKCS11JS_BUILD) cpSync(join(src, p), join(stage, p), { recursive: true });
+  const saved = { ...process.env };
+  Object.assign(process.env, env); // prebuildify hands its environment to node-gyp
   try {
     // Node-API (pkcs11js 2.x uses node_api.h only), so one build serves every Node >= 18
-    await new Promise((resolve, reject) =>
-      prebuildify({ cwd: stage, out: stage, napi: true, strip: true, targets: [process.versions.node] }, (e) => (e ? reject(e) : resolve())),
+    await new Promise((res, rej) =>
+      prebuildify({ cwd: stage, out: stage, napi: true, strip: true, stripBin: STRIP ?? 'strip', arch, platform, targets: [process.versions.node] }, (e) => (e ? rej(e) : res())),
     );
   } catch (e) {
-    throw new Error(`building pkcs11js failed: ${e.message} (run as \`npm run prebuilds\`; it needs python3, make and g++)`);
+    throw new Error(`building pkcs11js for ${tuple} failed: ${e.message} (run as \`npm run prebuilds\`; it needs python3, make and g++)`);
+  } finally {
+    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+    Object.assign(process.env, saved);
   }
   const built = findNode(join(stage, 'prebuilds'));
   if (!built) throw new Error(`prebuildify left no .node in ${join(stage, 'prebuilds')}`);
 
-  const dest = join(root, 'prebuilds', tuple, 'node_modules');
+  const dest = join(outRoot, 'prebuilds', tuple, 'node_modules');
   rmSync(dest, { recursive: true, force: true }); // replace, never merge with a stale copy
   for (const [name, files] of Object.entries(COPIES)) {
     const from = dependencyDir(name);
@@ -75,12 +99,33 @@ async function main(stage) {
   process.stdout.write(`prebuilds: ${dest}: ${Object.keys(COPIES).join(', ')} (pkcs11js built from ${src})\n`);
 }
 
-const stage = mkdtempSync(join(tmpdir(), 'signbridge-pkcs11js-'));
+async function main() {
+  const argv = process.argv.slice(2);
+  let outRoot = root;
+  const tuples = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--out') outRoot = resolve(argv[++i] ?? '.');
+    else if (/^[a-z0-9]+-[a-z0-9]+$/.test(argv[i])) tuples.push(argv[i]);
+    else throw new Error(`unknown argument ${argv[i]} (usage: [--out <dir>] [<platform>-<arch> ...])`);
+  }
+  if (tuples.length === 0) {
+    const dir = join(outRoot, 'prebuilds');
+    if (existsSync(dir)) for (const t of readdirSync(dir)) if (existsSync(join(dir, t, 'signbridge.node'))) tuples.push(t);
+    if (tuples.length === 0) throw new Error(`no ${join(dir, '<platform>-<arch>', 'signbridge.node')}: run scripts/prebuilds.mjs first`);
+  }
+  for (const t of tuples) {
+    const stage = mkdtempSync(join(tmpdir(), 'signbridge-pkcs11js-'));
+    try {
+      await buildOne(t, outRoot, stage);
+    } finally {
+      rmSync(stage, { recursive: true, force: true });
+    }
+  }
+}
+
 try {
-  await main(stage);
+  await main();
 } catch (e) {
   process.stderr.write(`prebuilds: ${e.message}\n`);
   process.exitCode = 1;
-} finally {
-  rmSync(stage, { recursive: true, force: true });
 }

@@ -20,7 +20,7 @@
 // Run through npm: npm puts its bundled node-gyp on PATH.
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -65,11 +65,26 @@ function toolchain(platform, arch) {
   return { CC: `${triplet}-gcc`, CXX: `${triplet}-g++`, LINK: `${triplet}-g++`, AR: `${triplet}-ar`, STRIP: `${triplet}-strip` };
 }
 
+// glibc 2.28 baseline (README "Install"): glibc 2.34 moved dlopen & co. from libdl into libc under a
+// new version, so a build on Debian 12 asks for GLIBC_2.34. Each reference is pinned to the
+// architecture's base version, which old and new glibc both export, and libdl.so.2 (a stub on 2.34+)
+// is named so older glibc finds them (binutils manual, ".symver name, name2@nodename").
+// libstdc++ stays shared, as Node's own: pkcs11js needs GLIBCXX_3.4.21 (GCC 5), below GCC 8's 3.4.25.
+const DL_BASE = { x64: 'GLIBC_2.2.5', arm64: 'GLIBC_2.17' };
+function glibcPins(arch, stage) {
+  const base = DL_BASE[arch];
+  if (!base) return {};
+  const header = join(stage, 'signbridge_glibc_pins.h');
+  writeFileSync(header, ['dlopen', 'dlsym', 'dlclose', 'dlerror'].map((f) => `__asm__(".symver ${f},${f}@${base}");\n`).join(''));
+  return { CXXFLAGS: `-include ${header}`, LDFLAGS: '-Wl,--no-as-needed -l:libdl.so.2 -Wl,--as-needed' };
+}
+
 async function buildOne(tuple, outRoot, stage) {
   const [platform, arch] = tuple.split('-');
-  const { STRIP, ...env } = toolchain(platform, arch);
+  const { STRIP, ...cross } = toolchain(platform, arch);
   const src = dependencyDir('pkcs11js');
   for (const p of PKCS11JS_BUILD) cpSync(join(src, p), join(stage, p), { recursive: true });
+  const env = { ...cross, ...(platform === 'linux' ? glibcPins(arch, stage) : {}) };
   const saved = { ...process.env };
   Object.assign(process.env, env); // prebuildify hands its environment to node-gyp
   try {

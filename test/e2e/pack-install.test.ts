@@ -6,7 +6,7 @@
 // (the installed package's own emulator, osslsigncode signs a PE, osslsigncode verify checks it).
 // About 60 s here (install ≈ 15 s from npm's cache, RSA/EC keygen, two daemons, the emulator),
 // plus `npm run prebuilds` when the prebuilds are missing or stale.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { osslsigncodeSign, osslsigncodeVerify, parseVerify } from '../../src/demo/osslsigncode.js';
 import { unsignedPe } from '../helpers/module.js';
-import { TUPLE, compilerFreePath, ensurePrebuilds, installGlobal, pack, run, userEnv, type Packed } from '../helpers/pack.js';
+import { ROOT, TUPLE, compilerFreePath, ensurePrebuilds, installGlobal, pack, run, userEnv, type Packed } from '../helpers/pack.js';
 import { registerEmulatorSecrets, registerTestSecrets } from '../helpers/secrets.js';
 
 let work: string;
@@ -82,6 +82,24 @@ describe('npm pack', () => {
     for (const f of ['signbridge.node', 'libsignbridge-pkcs11.so', 'node_modules/pkcs11js/build/Release/pkcs11.node', 'node_modules/graphene-pk11/build/cjs/index.js', 'node_modules/tslib/tslib.js']) {
       expect(packed.files, f).toContain(`prebuilds/${TUPLE}/${f}`);
     }
+  });
+});
+
+describe('the prebuilt PKCS#11 binding', () => {
+  it('pkcs11.node needs no glibc newer than 2.28 and no libstdc++ newer than GCC 8 (GLIBCXX_3.4.25), naming any symbol that does', () => {
+    const file = join(ROOT, 'prebuilds', TUPLE, 'node_modules', 'pkcs11js', 'build', 'Release', 'pkcs11.node');
+    const r = spawnSync('objdump', ['-T', file], { encoding: 'utf8' });
+    expect(r.status, `objdump -T ${file}: ${r.stderr} (apt-get install -y binutils)`).toBe(0);
+    const newer = (v: string, base: number[]) => {
+      const a = v.split('.').map(Number);
+      for (let i = 0; i < Math.max(a.length, base.length); i++) if ((a[i] ?? 0) !== (base[i] ?? 0)) return (a[i] ?? 0) > (base[i] ?? 0);
+      return false;
+    };
+    const above: string[] = [];
+    for (const m of r.stdout.matchAll(/\((GLIBC|GLIBCXX)_([0-9.]+)\)\s+(\S+)/g)) {
+      if (newer(m[2]!, m[1] === 'GLIBC' ? [2, 28] : [3, 4, 25])) above.push(`${m[3]}@${m[1]}_${m[2]}`);
+    }
+    expect(above).toEqual([]);
   });
 });
 

@@ -22,9 +22,11 @@ const truthy = (v) => v !== undefined && v !== '' && v !== 'false' && v !== '0';
 
 if (existsSync(join(root, 'src')) && existsSync(join(root, 'tsconfig.json'))) process.exit(0);
 
-const asked = truthy(process.env.npm_config_build_from_source);
+// npm 11 warns that --build-from-source is not one of its own settings (it still passes it on);
+// SIGNBRIDGE_BUILD_FROM_SOURCE=1 asks the same without relying on that
+const asked = truthy(process.env.npm_config_build_from_source) || truthy(process.env.SIGNBRIDGE_BUILD_FROM_SOURCE);
 if (asked) {
-  say('building from source because --build-from-source (npm_config_build_from_source) is set');
+  say('building from source because --build-from-source (npm_config_build_from_source) or SIGNBRIDGE_BUILD_FROM_SOURCE is set');
 } else {
   try {
     // node-gyp-build's own lookup (what src/native/loader.ts uses at run time)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run prebuilds` (second half): the PKCS#11 binding the pkcs11 backend, the emulator and the
+// The PKCS#11 binding the pkcs11 backend, the emulator and the
 // SoftHSMv2 set-up use, shipped so that an install needs no compiler (README "Stack"):
 //   prebuilds/<platform>-<arch>/node_modules/pkcs11js/       its JS + build/Release/pkcs11.node, built
 //                                                           here from the installed dependency's own
@@ -14,6 +14,7 @@
 // dependency on pkcs11js compiles at every install; the dependencies are optional instead, and
 // npm drops them silently when that build fails (measured; docs/install.md).
 //
+// npm runs it after `npm run prebuilds` (package.json "postprebuilds").
 // `node scripts/prebuild-pkcs11js.mjs [--out <dir>] [<platform>-<arch> ...]`: with no tuple, one copy
 // for every prebuilds/<platform>-<arch>/ that scripts/prebuilds.mjs made (so the two always match).
 // Another Linux arch is cross-compiled with Debian's cross g++ (apt-get install -y g++-aarch64-linux-gnu).
@@ -126,7 +127,10 @@ async function main() {
   if (tuples.length === 0) {
     const dir = join(outRoot, 'prebuilds');
     if (existsSync(dir)) for (const t of readdirSync(dir)) if (existsSync(join(dir, t, 'signbridge.node'))) tuples.push(t);
-    if (tuples.length === 0) throw new Error(`no ${join(dir, '<platform>-<arch>', 'signbridge.node')}: run scripts/prebuilds.mjs first`);
+    if (tuples.length === 0) {
+      process.stdout.write(`prebuilds: no ${join(dir, '<platform>-<arch>', 'signbridge.node')}, so no PKCS#11 binding to build\n`);
+      return;
+    }
   }
   for (const t of tuples) {
     const stage = mkdtempSync(join(tmpdir(), 'signbridge-pkcs11js-'));

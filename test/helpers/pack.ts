@@ -64,7 +64,8 @@ export async function ensurePrebuilds(): Promise<void> {
     const sources = newest(['native/common', 'native/pkcs11', 'native/addon', 'binding.gyp'].map((p) => join(ROOT, p)));
     const files = prebuildFiles();
     if (files.every((f) => existsSync(f) && statSync(f).mtimeMs >= sources)) return;
-    const r = await run('npm', ['run', 'prebuilds'], { cwd: ROOT, env: process.env });
+    // this machine's tuple only (scripts/prebuilds.mjs takes tuples); postprebuilds adds the binding
+    const r = await run('npm', ['run', 'prebuilds', '--', TUPLE], { cwd: ROOT, env: process.env, timeoutMs: 900_000 });
     if (r.status !== 0) throw new Error(`npm run prebuilds failed (${r.status}):\n${r.stderr.slice(-4000)}`);
   } finally {
     rmSync(lock, { recursive: true, force: true });

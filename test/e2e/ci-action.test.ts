@@ -4,7 +4,8 @@
 // GITHUB_OUTPUT applied between steps. The inputs carry the STM emulator's credentials as a user's
 // repository secrets would (the PKCS#12 in base64); the action installs the packed tarball with no
 // compiler on PATH; osslsigncode then signs a PE with only what the action exported, and
-// `osslsigncode verify` checks it against the emulator's CA. About 40 s (+ prebuilds when stale).
+// `osslsigncode verify` checks it against the emulator's CA. docs/ci/shell.md's script runs too, as
+// written but for the package (the tarball) and the key name. About 60 s (+ prebuilds when stale).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -170,5 +171,34 @@ describe('action.yml (GitHub composite action) against the STM emulator', () => 
     expect(stop.logs.join('\n')).not.toContain(inputs.SM_API_KEY);
     expect(() => process.kill(pid, 0)).toThrow();
     expect(existsSync(dir!)).toBe(false);
+  });
+
+  it('docs/ci/shell.md: its script, with the secrets in the environment, signs a PE that osslsigncode verify accepts', async () => {
+    const md = readFileSync(join(ROOT, 'docs', 'ci', 'shell.md'), 'utf8');
+    const block = /```sh\n([\s\S]*?)```/.exec(md)?.[1];
+    expect(block).toContain('npm install -g signbridge');
+    const script = block!
+      .replace('npm install -g signbridge', `npm install -g --no-audit --no-fund '${tarball}'`)
+      .replaceAll('my-cert-alias', 'codesign-rsa');
+    const cwd = join(work, 'shell-recipe');
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, 'app.exe'), readFileSync(unsignedPe()));
+    writeFileSync(join(cwd, 'sign.sh'), script);
+    const prefix = join(work, 'npm-global-shell');
+    const env = userEnv({
+      PATH: `${join(prefix, 'bin')}${delimiter}${job.env.PATH}`,
+      npm_config_prefix: prefix,
+      SM_HOST: emu.env.SM_HOST!,
+      SM_API_KEY: emu.env.SM_API_KEY!,
+      SM_CLIENT_CERT_FILE_B64: readFileSync(emu.env.SM_CLIENT_CERT_FILE!).toString('base64'),
+      SM_CLIENT_CERT_PASSWORD: emu.env.SM_CLIENT_CERT_PASSWORD!,
+      SIGNBRIDGE_STM_CA_FILE: emu.env.SIGNBRIDGE_STM_CA_FILE!,
+    });
+    const r = await run('bash', [join(cwd, 'sign.sh')], { cwd, env, timeoutMs: 300_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).not.toContain(emu.env.SM_API_KEY!);
+    const v = parseVerify(await osslsigncodeVerify(join(cwd, 'app-signed.exe'), emu.env.SIGNBRIDGE_STM_CA_FILE!));
+    expect(v.ok, v.line).toBe(true);
+    expect(v.signer).toContain('CN=codesign-rsa');
   });
 });

@@ -9,7 +9,9 @@ import { defaultSocketPath } from '../core/paths.js';
 import { aptLine, isMet, loadRequirements } from '../demo/requirements.js';
 import { DaemonClient } from '../ipc/client.js';
 import { loadAddon, modulePath } from '../native/loader.js';
+import { pkcs11Binding } from '../native/pkcs11js.js';
 import { keysOf } from './keys.js';
+import { serviceSocket } from './service-socket.js';
 
 export const DOCTOR_HELP = `Usage: signbridge doctor [--socket <path>] [--json]
 
@@ -63,6 +65,16 @@ function addonCheck(): Check {
   }
 }
 
+/** graphene-pk11 / pkcs11js: only the pkcs11 backend, the emulator and the demo need them. */
+function pkcs11BindingCheck(): Check {
+  try {
+    const b = pkcs11Binding();
+    return check('ok', 'PKCS#11 binding', `graphene-pk11 + pkcs11js from ${b.source === 'dependency' ? 'the installed dependency' : b.source}`);
+  } catch (e) {
+    return check('warn', 'PKCS#11 binding', `${(e as Error).message} (needed only for --backend pkcs11, the emulator and the demo)`);
+  }
+}
+
 /** The socket's directory must be this user's and private (design.md); the socket must exist. */
 function socketChecks(socket: string): Check[] {
   const dir = dirname(socket);
@@ -70,8 +82,9 @@ function socketChecks(socket: string): Check[] {
   try {
     const st = statSync(dir);
     const uid = process.getuid?.();
-    if (uid !== undefined && st.uid !== uid) {
-      out.push(check('fail', 'socket directory', `${dir} belongs to uid ${st.uid}, not to you (uid ${uid})`, 'run the tool as the daemon\'s user, or point SIGNBRIDGE_SOCKET at your own daemon'));
+    // the module trusts a directory of its own user or of root (README "Who may answer")
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+      out.push(check('fail', 'socket directory', `${dir} belongs to uid ${st.uid}, not to you (uid ${uid}) or root`, 'run the tool as the daemon\'s user, or point SIGNBRIDGE_SOCKET at your own daemon'));
     } else if ((st.mode & 0o077) !== 0) {
       out.push(check('warn', 'socket directory', `${dir} is mode ${(st.mode & 0o777).toString(8)}: others can reach the socket's directory`, `chmod 700 ${dir}`));
     } else {
@@ -131,8 +144,20 @@ function toolChecks(): Check[] {
   );
 }
 
-export async function doctor(socket: string, now = new Date()): Promise<Check[]> {
-  const checks = [nodeCheck(), moduleCheck(), addonCheck(), ...socketChecks(socket)];
+/** A socket of a systemd unit in docs/service/ is named as such; the system unit's is found when the default has none. */
+function serviceCheck(svc: ReturnType<typeof serviceSocket>): Check[] {
+  if (svc.switched) {
+    return [check('warn', 'service socket', `no socket at the default path; the system service's socket ${svc.socket} is there (checked below)`, `export SIGNBRIDGE_SOCKET=${svc.socket} so tools find it`)];
+  }
+  if (svc.unit) return [check('ok', 'service socket', `${svc.socket} is where the systemd ${svc.unit} unit listens (docs/service/)`)];
+  return [];
+}
+
+/** `explicit`: the socket came from --socket or SIGNBRIDGE_SOCKET, so doctor never looks elsewhere. */
+export async function doctor(requested: string, now = new Date(), explicit = true): Promise<Check[]> {
+  const svc = serviceSocket(requested, explicit);
+  const socket = svc.socket;
+  const checks = [nodeCheck(), moduleCheck(), addonCheck(), pkcs11BindingCheck(), ...serviceCheck(svc), ...socketChecks(socket)];
   // a missing socket directory already says "not running"; do not repeat it as a connect error
   if (!checks.some((c) => c.status === 'fail' && (c.what === 'socket directory' || c.what === 'socket'))) {
     checks.push(...(await daemonChecks(socket, now)));
@@ -153,7 +178,7 @@ export async function runDoctor(argv: string[]): Promise<number> {
     process.stdout.write(DOCTOR_HELP);
     return 0;
   }
-  const checks = await doctor(values.socket ?? defaultSocketPath());
+  const checks = await doctor(values.socket ?? defaultSocketPath(), new Date(), values.socket !== undefined || !!process.env.SIGNBRIDGE_SOCKET);
   const failed = checks.some((c) => c.status === 'fail');
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ ok: !failed, checks }, null, 2)}\n`);

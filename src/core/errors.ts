@@ -119,6 +119,10 @@ export const ERRORS = {
     CKR_FUNCTION_FAILED,
     (p) => `cannot load ${p.path}: ${p.reason}. Rebuild it for this Node version with \`npm run build\``,
   ),
+  SIGNBRIDGE_ERR_PKCS11_BINDING: entry<{ tried: string; reason: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `the PKCS#11 binding (graphene-pk11 / pkcs11js) is not available: ${p.reason}; tried: ${p.tried}. Install a compiler (apt-get install -y g++ make python3) and reinstall signbridge so npm builds pkcs11js, or use a signbridge package with prebuilds for ${process.platform}-${process.arch}`,
+  ),
   SIGNBRIDGE_ERR_PEERCRED: entry<{ reason: string }>(
     CKR_FUNCTION_FAILED,
     (p) => `cannot read the peer credentials of a socket client: ${p.reason}`,

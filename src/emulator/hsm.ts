@@ -4,13 +4,16 @@
 
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import * as graphene from 'graphene-pk11';
-import pkcs11js from 'pkcs11js';
+import type * as G from 'graphene-pk11';
 import type * as P from 'pkcs11js';
+import { pkcs11Binding } from '../native/pkcs11js.js';
 import { parseCertificate } from '../core/der.js';
 import { CKO_PRIVATE_KEY, CKR_CRYPTOKI_ALREADY_INITIALIZED } from '../core/pkcs11.js';
 import { createToken, findSoftHsmLibrary, generateKeyPair, writeSoftHsmConf, type KeySpec } from '../softhsm/token-setup.js';
 import { EmulatorError } from './errors.js';
+
+// the installed dependency or the package's prebuilt copy (src/native/pkcs11js.ts)
+const { graphene, pkcs11js } = pkcs11Binding();
 
 export const HSM_TOKEN_LABEL = 'signbridge-emulator';
 
@@ -35,9 +38,9 @@ export class EmulatorHsm {
   private closed = false;
 
   private constructor(
-    private readonly mod: graphene.Module,
-    private readonly signSession: graphene.Session,
-    private readonly adminSession: graphene.Session,
+    private readonly mod: G.Module,
+    private readonly signSession: G.Session,
+    private readonly adminSession: G.Session,
   ) {}
 
   /**
@@ -98,7 +101,7 @@ export class EmulatorHsm {
     }
     try {
       const slots = mod.getSlots(true);
-      let slot: graphene.Slot | undefined;
+      let slot: G.Slot | undefined;
       for (let i = 0; i < slots.length; i++) {
         const s = slots.items(i);
         if ((s.getToken().flags & graphene.TokenFlag.TOKEN_INITIALIZED) !== 0 && s.getToken().label.trim() === HSM_TOKEN_LABEL) slot = s;

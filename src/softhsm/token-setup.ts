@@ -9,7 +9,8 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as graphene from 'graphene-pk11';
+import type * as G from 'graphene-pk11';
+import { pkcs11Binding } from '../native/pkcs11js.js';
 import { bitString, decode, ecdsaRawToDer, int, nul, OID, oid, parseCertificate, readOctetString, seq, TAG } from '../core/der.js';
 import { buildCertificate, type SignatureAlgorithm } from '../core/x509-builder.js';
 import {
@@ -27,6 +28,9 @@ import {
   CKO_PRIVATE_KEY,
   CKO_PUBLIC_KEY,
 } from '../core/pkcs11.js';
+
+// the installed dependency or the package's prebuilt copy (src/native/pkcs11js.ts)
+const { graphene } = pkcs11Binding();
 
 export type KeySpec =
   | { type: 'rsa'; bits: 2048 | 3072 | 4096; label?: string; idHex?: string }
@@ -173,7 +177,7 @@ function pad32(label: string): string {
   return label + ' '.repeat(32 - Buffer.byteLength(label, 'utf8'));
 }
 
-function findSlotByLabel(mod: graphene.Module, label: string): graphene.Slot | undefined {
+function findSlotByLabel(mod: G.Module, label: string): G.Slot | undefined {
   const slots = mod.getSlots(true);
   for (let i = 0; i < slots.length; i++) {
     const slot = slots.items(i);
@@ -183,7 +187,7 @@ function findSlotByLabel(mod: graphene.Module, label: string): graphene.Slot | u
   return undefined;
 }
 
-function freeSlot(mod: graphene.Module): graphene.Slot {
+function freeSlot(mod: G.Module): G.Slot {
   const slots = mod.getSlots(true);
   for (let i = 0; i < slots.length; i++) {
     const slot = slots.items(i);
@@ -193,7 +197,7 @@ function freeSlot(mod: graphene.Module): graphene.Slot {
 }
 
 /** SubjectPublicKeyInfo DER of a token public key. */
-function publicKeySpki(pub: graphene.SessionObject, spec: KeySpec): Buffer {
+function publicKeySpki(pub: G.SessionObject, spec: KeySpec): Buffer {
   if (spec.type === 'rsa') {
     const modulus = pub.getAttribute('modulus') as Buffer;
     const exponent = pub.getAttribute('publicExponent') as Buffer;
@@ -213,11 +217,11 @@ export interface Generated {
   spec: KeySpec;
   label: string;
   id: Buffer;
-  priv: graphene.PrivateKey;
+  priv: G.PrivateKey;
   spki: Buffer;
 }
 
-export function generateKeyPair(session: graphene.Session, spec: KeySpec, label: string, id: Buffer): Generated {
+export function generateKeyPair(session: G.Session, spec: KeySpec, label: string, id: Buffer): Generated {
   const common = { token: true, id, label };
   const privTemplate = {
     ...common,
@@ -232,7 +236,7 @@ export function generateKeyPair(session: graphene.Session, spec: KeySpec, label:
   };
   // a signing key only: SoftHSMv2 would otherwise default encrypt/wrap to true
   const pubTemplate = { ...common, class: CKO_PUBLIC_KEY, private: false, verify: true, encrypt: false, wrap: false };
-  let keys: graphene.IKeyPair;
+  let keys: G.IKeyPair;
   if (spec.type === 'rsa') {
     keys = session.generateKeyPair(
       { name: CKM_RSA_PKCS_KEY_PAIR_GEN, params: null },
@@ -257,7 +261,7 @@ export function generateKeyPair(session: graphene.Session, spec: KeySpec, label:
 }
 
 /** Signs a TBSCertificate with the token key and returns the X.509 signatureValue. */
-function tokenSigner(session: graphene.Session, g: Generated): { alg: SignatureAlgorithm; sign: (tbs: Buffer) => Buffer } {
+function tokenSigner(session: G.Session, g: Generated): { alg: SignatureAlgorithm; sign: (tbs: Buffer) => Buffer } {
   const s = g.spec;
   if (s.type === 'rsa') {
     return {
@@ -310,7 +314,7 @@ export async function createToken(opts: CreateTokenOptions): Promise<CreatedToke
   // SoftHSMv2 reads SOFTHSM2_CONF at C_Initialize; restore the caller's value afterwards.
   const previousConf = process.env.SOFTHSM2_CONF;
   process.env.SOFTHSM2_CONF = softhsmConf;
-  let mod: graphene.Module;
+  let mod: G.Module;
   try {
     mod = graphene.Module.load(library, 'SoftHSMv2');
     mod.initialize({ flags: 0x2 /* CKF_OS_LOCKING_OK */ });

@@ -37,7 +37,8 @@ function localBuild(file: string): string {
 /**
  * A package tree in a temp dir. `build`: build/Release/ with the local build's module and addon;
  * `prebuilds`: prebuilds/<platform>-<arch>/ with the same two files under their shipped names;
- * `sources`: also what `npm run prebuilds` needs (binding.gyp, native/, scripts/prebuilds.mjs).
+ * `sources`: also what `npm run prebuilds` needs (binding.gyp, native/, scripts/prebuilds.mjs and
+ * scripts/prebuild-pkcs11js.mjs, its postprebuilds step).
  */
 export function makePackageTree(opts: { build?: boolean; prebuilds?: boolean; sources?: boolean }): PackageTree {
   const cli = join(root, 'lib', 'cli', 'index.js');
@@ -60,7 +61,7 @@ export function makePackageTree(opts: { build?: boolean; prebuilds?: boolean; so
     copyFileSync(localBuild(LOCAL_ADDON), join(prebuilds, PREBUILT_ADDON));
   }
   if (opts.sources) {
-    for (const p of ['binding.gyp', 'native', 'scripts/prebuilds.mjs']) cpSync(join(root, p), join(dir, p), { recursive: true });
+    for (const p of ['binding.gyp', 'native', 'scripts/prebuilds.mjs', 'scripts/prebuild-pkcs11js.mjs']) cpSync(join(root, p), join(dir, p), { recursive: true });
   }
   return {
     root: dir,

@@ -1,8 +1,8 @@
 // One loaded+initialized PKCS#11 library per path and process, shared by every backend using it:
 // a second C_Initialize/C_Finalize pair on the same library would tear down the sessions of the
 // first (PKCS#11 v2.40 §5.4: C_Finalize ends the whole application's use of the library).
-import * as graphene from 'graphene-pk11';
-import pkcs11js from 'pkcs11js';
+import type * as graphene from 'graphene-pk11';
+import { pkcs11Binding } from '../../native/pkcs11js.js';
 import { isPkcs11Error } from './token-errors.js';
 
 const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
@@ -16,7 +16,8 @@ export function acquireLibrary(library: string): graphene.Module {
     have.users++;
     return have.mod;
   }
-  const mod = graphene.Module.load(library, 'signbridge-backing-token');
+  const { graphene: g, pkcs11js } = pkcs11Binding();
+  const mod = g.Module.load(library, 'signbridge-backing-token');
   try {
     // Signs run on the event loop AND on libuv threads: the token must lock (PKCS#11 v2.40 §5.4);
     // without CKF_OS_LOCKING_OK SoftHSMv2 does no locking and concurrent signs corrupt its heap.

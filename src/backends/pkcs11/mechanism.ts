@@ -1,6 +1,5 @@
 // A signature's parameters checked against the key (protocol.md "SIGN" errors) before the token
 // sees them, and the pkcs11js mechanism built from them.
-import pkcs11js from 'pkcs11js';
 import type * as P from 'pkcs11js';
 import { sbError } from '../../core/errors.js';
 import { describeKey, type KeyRecord } from '../../core/keys.js';
@@ -9,6 +8,7 @@ import {
   CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA_1, ckmName,
 } from '../../core/pkcs11.js';
 import type { SignParams } from '../types.js';
+import { pkcs11Binding } from '../../native/pkcs11js.js';
 
 const HASH_LEN = new Map<number, number>([
   [CKM_SHA_1, 20], [CKM_SHA224, 28], [CKM_SHA256, 32], [CKM_SHA384, 48], [CKM_SHA512, 64],
@@ -37,7 +37,7 @@ export function mechanismFor(key: KeyRecord, params: SignParams, primitives: Rea
       if (params.saltLen > emLen - hLen - 2)
         throw sbError('SIGNBRIDGE_ERR_MECHANISM_PARAM', { detail: `PSS salt length ${params.saltLen} exceeds ${emLen - hLen - 2} for this key and hash` });
       if (data.length !== hLen) throw sbError('SIGNBRIDGE_ERR_DATA_LEN', { detail: `PSS digest of ${data.length} bytes, ${ckmName(hashAlg)} has ${hLen}` });
-      const parameter: P.RsaPSS = { hashAlg, mgf: params.mgf, saltLen: params.saltLen, type: pkcs11js.CK_PARAMS_RSA_PSS };
+      const parameter: P.RsaPSS = { hashAlg, mgf: params.mgf, saltLen: params.saltLen, type: pkcs11Binding().pkcs11js.CK_PARAMS_RSA_PSS };
       return { mechanism, parameter };
     }
     case CKM_ECDSA:

@@ -13,7 +13,11 @@ import type * as P from 'pkcs11js';
 import type { KeyRecord } from '../../core/keys.js';
 import { signError, tokenError } from './token-errors.js';
 
-/** How many recent event-loop sign times decide whether a key stays there (their median). */
+/**
+ * How many recent event-loop sign times decide whether a key stays there: their minimum, because
+ * preemption on a busy machine only ever adds time — a fast key whose signatures all looked slow
+ * under load must not end up queued on the pool behind the slow ones.
+ */
 const SYNC_SAMPLES = 5;
 /** A slow key signs on the idle loop only when its signatures take less than this (µs). */
 export const IDLE_LOOP_MAX_US = 20_000;
@@ -39,15 +43,15 @@ export interface KeyPlacement {
   /** Primitives this key may use on this token. */
   readonly primitives: ReadonlySet<number>;
   /**
-   * Where the key signs. It starts on the thread pool (its cost is unknown); an asynchronous sign
-   * that completes under the threshold moves it to the event loop, and it goes back only when the
-   * median of its last SYNC_SAMPLES event-loop signs is over the threshold — one sign that was slow
-   * because the loop was preempted (slow signatures busy on every core) does not move it.
+   * Whether the key is fast (always on the event loop). It starts on the thread pool (its cost is
+   * unknown); a pool sign or a loop sign that completes under the threshold makes it fast, and it
+   * goes back only when ALL of its last SYNC_SAMPLES loop signs were over the threshold — signs
+   * that were slow because the loop was preempted (slow signatures busy on every core) do not move it.
    */
   onLoop: boolean;
   /** Recent event-loop sign times, µs. */
   syncUs: number[];
-  /** The key's typical sign time, µs (median of loop signs, else the last pool sign); 0 = unknown. */
+  /** The key's sign time, µs (least of its recent loop signs, else the last pool sign); 0 = unknown. */
   costUs: number;
   /** Pool signs since the key was last measured on the loop. */
   poolSigns: number;
@@ -134,12 +138,14 @@ export class SignScheduler {
     st.poolSigns = 0;
     st.syncUs.push(us);
     if (st.syncUs.length > SYNC_SAMPLES) st.syncUs.shift();
-    const median = [...st.syncUs].sort((a, b) => a - b)[st.syncUs.length >> 1]!;
-    st.costUs = median;
-    if (st.syncUs.length < SYNC_SAMPLES) return;
+    const least = Math.min(...st.syncUs);
+    st.costUs = least;
     if (!st.onLoop) {
-      st.onLoop = median < this.o.thresholdUs; // a slow key that became fast (idle-loop signs measured it)
-    } else if (median >= this.o.thresholdUs) {
+      st.onLoop = least < this.o.thresholdUs; // a slow key that is fast after all (idle-loop signs measured it)
+      return;
+    }
+    if (st.syncUs.length < SYNC_SAMPLES) return;
+    if (least >= this.o.thresholdUs) {
       st.onLoop = false;
       st.syncUs = [];
     }
@@ -151,8 +157,8 @@ export class SignScheduler {
       st.onLoop = true;
       st.syncUs = [];
     }
-    // loop measurements (no queueing in them) are the better estimate once there are some
-    if (st.syncUs.length === 0) st.costUs = us;
+    // a pool time (hop and queueing included) is an upper bound of the cost: it can only lower it
+    if (st.syncUs.length === 0 || us < st.costUs) st.costUs = us;
     st.poolSigns++;
   }
 

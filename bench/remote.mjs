@@ -6,7 +6,7 @@
 //  - N C threads (test/native/concurrency.c) signing in sequence through one daemon, N = 1…32,
 //    with the connections the daemon opened to the proxy;
 //  - N whole pkcs11-tool processes at once.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,12 +41,17 @@ async function startEmulatorChild(stateDir) {
   return { url, env, ids, stop: async () => (child.kill('SIGTERM'), await exited) };
 }
 
-function timeProcess(cmd, args, env) {
+/** Wall time of one whole process, ms. Asynchronous: the latency proxy runs in this process. */
+async function timeProcess(cmd, args, env) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8' });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.stderr}${r.stdout}`);
-  return ms;
+  await runAsync(cmd, args, env);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+async function timeRuns(n, make, env) {
+  const ms = [];
+  for (let i = 0; i <= n; i++) ms.push(await timeProcess(...make(i), env));
+  return ms.slice(1); // the first run warms the page cache and the daemon's connections
 }
 
 function runAsync(cmd, args, env) {
@@ -56,7 +61,7 @@ function runAsync(cmd, args, env) {
     let err = '';
     c.stdout.on('data', (d) => (out += d));
     c.stderr.on('data', (d) => (err += d));
-    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} failed (exit ${code}): ${err}`))));
+    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}): ${err}${out}`))));
   });
 }
 
@@ -79,11 +84,10 @@ function tools(dir, module, tokenLabel, keyLabel, pinFile) {
 export async function remoteRows({ dir, module, local, concurrencyExe, runConcurrent, rtts = [20, 100], runs = 10, parallel = [1, 4, 16, 32] }) {
   const out = { local: {}, rtts: [] };
   const localEnv = { ...process.env, SOFTHSM2_CONF: local.token.softhsmConf };
-  const lt = tools(join(dir, 'local'), local.token.library, local.token.tokenLabel, local.keyLabel, local.token.pinFile);
   mkdirSync(join(dir, 'local'), { recursive: true });
+  const lt = tools(join(dir, 'local'), local.token.library, local.token.tokenLabel, local.keyLabel, local.token.pinFile);
   for (const tool of ['pkcs11tool', 'osslsigncode']) {
-    const ms = Array.from({ length: runs + 1 }, (_, i) => timeProcess(...lt[tool](i), localEnv)).slice(1);
-    out.local[tool] = { p50_ms: p50(ms), runs };
+    out.local[tool] = { p50_ms: p50(await timeRuns(runs, lt[tool], localEnv)), runs };
   }
 
   const emu = await startEmulatorChild(join(dir, 'emulator'));
@@ -103,14 +107,13 @@ export async function remoteRows({ dir, module, local, concurrencyExe, runConcur
       const row = { rtt_ms: rtt };
       try {
         const env = { ...process.env, SIGNBRIDGE_SOCKET: daemon.socket };
-        const tokenOf = spawnSync('pkcs11-tool', ['--module', module, '--list-token-slots'], { env, encoding: 'utf8' }).stdout;
+        const tokenOf = await runAsync('pkcs11-tool', ['--module', module, '--list-token-slots'], env);
         const label = /token label\s*:\s*(.+)/.exec(tokenOf)?.[1]?.trim() ?? 'codesign-ec';
         const sb = tools(ddir, module, label, 'codesign-ec', undefined);
         for (const tool of ['pkcs11tool', 'osslsigncode']) {
-          const ms = Array.from({ length: runs + 1 }, (_, i) => timeProcess(...sb[tool](i), env)).slice(1);
-          row[tool] = { p50_ms: p50(ms), local_ms: out.local[tool].p50_ms, budget_ms: rtt + out.local[tool].p50_ms + 2 };
+          row[tool] = { p50_ms: p50(await timeRuns(runs, sb[tool], env)), local_ms: out.local[tool].p50_ms, budget_ms: rtt + out.local[tool].p50_ms + 2 };
         }
-        row.curl = { p50_ms: p50(Array.from({ length: runs }, () => timeProcess('curl', curlArgs(proxy.url, emu, 'codesign-ec'), process.env))) };
+        row.curl = { p50_ms: p50(await timeRuns(runs, () => ['curl', curlArgs(proxy.url, emu, 'codesign-ec')], process.env)) };
         row.parallel = [];
         for (const n of parallel) {
           proxy.resetStats();

@@ -66,7 +66,9 @@ export class AuditLog implements AuditSink {
   private pending: string[] = [];
   private waiters: Waiter[] = [];
   private flushing = false;
+  /** writes pending outcome lines that no request record took along */
   private timer: NodeJS.Timeout | undefined;
+  private armed = false;
   private closed = false;
   /** a write failed part-way: start the next batch on a new line so later lines still parse */
   private torn = false;
@@ -106,7 +108,7 @@ export class AuditLog implements AuditSink {
       if (!st.isFile()) throw new Error('it is not a regular file');
       await syncDir(dirname(opts.file)); // the new file's name survives a crash too
       const writeOn = opts.writeOn ?? 'auto';
-      const onLoop = writeOn === 'loop' || (writeOn === 'auto' && MEMORY_FS.has(statfsSync(opts.file).type));
+      const onLoop = writeOn === 'loop' || (writeOn === 'auto' && onMemoryFs(opts.file));
       opts.logger?.debug({ file: opts.file, onLoop }, 'audit log opened');
       return new AuditLog(opts.file, fh, st.size, maxBytes, keep, opts.logger, onLoop);
     } catch (e) {
@@ -144,9 +146,14 @@ export class AuditLog implements AuditSink {
   private appendLater(line: string): void {
     if (this.closed) return;
     this.pending.push(line + '\n');
-    if (this.timer === undefined && !this.flushing) {
+    if (this.armed || this.flushing) return;
+    this.armed = true;
+    // one timer, re-armed (refresh) rather than made per signature
+    if (this.timer) this.timer.refresh();
+    else {
       this.timer = setTimeout(() => {
-        this.timer = undefined;
+        if (!this.armed) return; // a write took the lines along meanwhile
+        this.armed = false;
         if (!this.flushing && this.pending.length > 0) void this.flush();
       }, OUTCOME_DELAY_MS);
       this.timer.unref();
@@ -162,10 +169,7 @@ export class AuditLog implements AuditSink {
   private takeBatch(): Buffer {
     const text = this.pending.join('');
     this.pending = [];
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.armed = false; // every pending line goes out with this write
     return Buffer.from(this.torn ? '\n' + text : text, 'utf8');
   }
 
@@ -232,7 +236,17 @@ export class AuditLog implements AuditSink {
     while (this.flushing) await new Promise((r) => setImmediate(r));
     if (this.pending.length > 0) await this.flush();
     this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
     await this.fh.close();
+  }
+}
+
+/** tmpfs/ramfs? Unknown (statfs refused) counts as a disk: the pool path is correct anywhere. */
+function onMemoryFs(file: string): boolean {
+  try {
+    return MEMORY_FS.has(statfsSync(file).type);
+  } catch {
+    return false;
   }
 }
 

@@ -17,7 +17,7 @@ const cli = join(root, 'lib/cli/index.js');
 const { startDaemon } = await import(join(root, 'lib/demo/daemon-process.js'));
 const { signArgs } = await import(join(root, 'lib/demo/osslsigncode.js'));
 const PE = '/usr/share/win32/win32-loader.exe';
-const p50 = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const p50 = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[xs.length >> 1] : NaN);
 
 /** CPU time (user + system) a process has used so far, ms (/proc/<pid>/stat, clock ticks of 10 ms). */
 function cpuMs(pid) {
@@ -65,11 +65,23 @@ async function timeProcess(cmd, args, env) {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-async function timeRuns(n, make, env) {
+/** `n` timed runs after one warm-up (page cache, the daemon's connections); failed runs are counted, not timed. */
+async function timeRuns(n, make, env, failures) {
   const ms = [];
-  for (let i = 0; i <= n; i++) ms.push(await timeProcess(...make(i), env));
-  return ms.slice(1); // the first run warms the page cache and the daemon's connections
+  for (let i = 0; i <= n; i++) {
+    try {
+      const t = await timeProcess(...make(i), env);
+      if (i > 0) ms.push(t);
+    } catch (e) {
+      failures.push(redact(e.message));
+    }
+  }
+  return ms;
 }
+
+// pkcs11-tool takes the local token's PIN only on its command line: keep it out of what we print
+let secretArgs = [];
+const redact = (text) => secretArgs.reduce((t, s) => t.split(s).join('<PIN>'), text);
 
 function runAsync(cmd, args, env) {
   return new Promise((resolve, reject) => {
@@ -87,7 +99,9 @@ function tools(dir, module, tokenLabel, keyLabel, pinFile) {
   const hash = join(dir, 'hash.bin');
   writeFileSync(hash, Buffer.alloc(32, 0x5a));
   // pkcs11-tool takes a PIN only as an argument: only the bench's own throwaway token needs one
-  const login = pinFile ? ['--login', '--pin', readFileSync(pinFile, 'utf8').trim()] : [];
+  const pin = pinFile ? readFileSync(pinFile, 'utf8').trim() : undefined;
+  if (pin) secretArgs = [pin];
+  const login = pin ? ['--login', '--pin', pin] : [];
   return {
     pkcs11tool: (i) => ['pkcs11-tool', ['--module', module, '--token-label', tokenLabel, ...login, '--sign', '--mechanism', 'ECDSA', '--label', keyLabel, '-i', hash, '-o', join(dir, `sig-${i}.bin`)]],
     osslsigncode: (i) => ['osslsigncode', signArgs({ module, tokenLabel, keyLabel, input: PE, output: join(dir, `signed-${i}.exe`), pinFile })],
@@ -99,12 +113,12 @@ function tools(dir, module, tokenLabel, keyLabel, pinFile) {
  * `concurrencyExe`: the built test/native/concurrency.c. Returns { local, rtts: [...] }.
  */
 export async function remoteRows({ dir, module, local, concurrencyExe, runConcurrent, rtts = [20, 100], runs = 10, parallel = [1, 4, 16, 32] }) {
-  const out = { local: {}, rtts: [] };
+  const out = { local: {}, rtts: [], failures: [] };
   const localEnv = { ...process.env, SOFTHSM2_CONF: local.token.softhsmConf };
   mkdirSync(join(dir, 'local'), { recursive: true });
   const lt = tools(join(dir, 'local'), local.token.library, local.token.tokenLabel, local.keyLabel, local.token.pinFile);
   for (const tool of ['pkcs11tool', 'osslsigncode']) {
-    out.local[tool] = { p50_ms: p50(await timeRuns(runs, lt[tool], localEnv)), runs };
+    out.local[tool] = { p50_ms: p50(await timeRuns(runs, lt[tool], localEnv, out.failures)), runs };
   }
 
   const emu = await startEmulatorChild(join(dir, 'emulator'));
@@ -131,9 +145,9 @@ export async function remoteRows({ dir, module, local, concurrencyExe, runConcur
         for (const tool of ['pkcs11tool', 'osslsigncode']) {
           const from = lineCount(audit);
           // backend_ms: the daemon's wait for STM (one round trip + the emulator), from its audit log
-          row[tool] = { p50_ms: p50(await timeRuns(runs, sb[tool], env)), local_ms: out.local[tool].p50_ms, budget_ms: rtt + out.local[tool].p50_ms + 2, backend_ms: backendP50Ms(audit, from) };
+          row[tool] = { p50_ms: p50(await timeRuns(runs, sb[tool], env, out.failures)), local_ms: out.local[tool].p50_ms, budget_ms: rtt + out.local[tool].p50_ms + 2, backend_ms: backendP50Ms(audit, from) };
         }
-        row.curl = { p50_ms: p50(await timeRuns(runs, () => ['curl', curlArgs(proxy.url, emu, 'codesign-ec')], process.env)) };
+        row.curl = { p50_ms: p50(await timeRuns(runs, () => ['curl', curlArgs(proxy.url, emu, 'codesign-ec')], process.env, out.failures)) };
         row.parallel = [];
         for (const n of parallel) {
           proxy.resetStats();
@@ -151,7 +165,8 @@ export async function remoteRows({ dir, module, local, concurrencyExe, runConcur
         row.processes = [];
         for (const n of parallel) {
           const t0 = process.hrtime.bigint();
-          await Promise.all(Array.from({ length: n }, (_, i) => runAsync(sb.pkcs11tool(`p${n}-${i}`)[0], sb.pkcs11tool(`p${n}-${i}`)[1], env)));
+          const ok = await Promise.all(Array.from({ length: n }, (_, i) => runAsync(...sb.pkcs11tool(`p${n}-${i}`), env).then(() => 1, (e) => (out.failures.push(redact(e.message)), 0))));
+          if (ok.includes(0)) continue;
           row.processes.push({ n, perSecond: n / (Number(process.hrtime.bigint() - t0) / 1e9) });
         }
       } finally {
@@ -175,6 +190,8 @@ function curlArgs(url, emu, alias) {
 }
 
 export function printRemote(r) {
+  for (const f of r.failures.slice(0, 5)) console.log(`FAILED: ${f.split('\n').slice(0, 3).join(' | ')}`);
+  if (r.failures.length) console.log(`${r.failures.length} tool run(s) failed; their rows are timed over the runs that worked`);
   console.log('\nremote: daemon --backend stm → latency proxy → STM emulator (mTLS), whole processes one after another, p50 ms');
   console.log(`local SoftHSMv2 token: pkcs11-tool --sign ${r.local.pkcs11tool.p50_ms.toFixed(1)} ms, osslsigncode sign ${r.local.osslsigncode.p50_ms.toFixed(1)} ms`);
   for (const row of r.rtts) {

@@ -27,7 +27,7 @@ export function targets(res) {
     for (const p of r.parallel) {
       // a floor, not a ceiling: compare negated so `pass` stays "measured ≤ limit"
       out.push({ name: `4. N=${p.n} threads, RTT ${r.rtt_ms} ms ≥ 0.8·N/RTT sig/s`, measured: p.perSecond, limit: p.target, unit: 'sig/s', pass: p.perSecond >= p.target,
-        why: `${p.newConnections} connections opened to STM; p50 ${p.p50_ms.toFixed(1)} ms per signature` });
+        why: `connections to STM: ${p.newConnections} opened in this row, ${p.openConnections} open; p50 ${p.p50_ms.toFixed(1)} ms per signature; daemon CPU ${p.cpuPerSig?.daemon?.toFixed(1)} ms per signature` });
     }
   }
   if (res.startup) add('5. daemon ready (pkcs11 backend) ≤ 300 ms', res.startup.p50_ms, 300, 'ms');

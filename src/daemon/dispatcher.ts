@@ -177,8 +177,8 @@ export class Dispatcher {
         client: conn.n,
       });
     } catch (e) {
-      r = Promise.reject(e);
       if (!call.ticket?.durable) return this.signed(call, { e, us: elapsedUs(call.t0) });
+      r = Promise.reject(e); // handled below, with the record's write
     }
     const durable = call.ticket?.durable;
     if (Buffer.isBuffer(r) && !durable) return this.signed(call, { sig: r, us: elapsedUs(call.t0) });

@@ -261,6 +261,19 @@ describe('the dispatcher and its audit sink', () => {
     }
   });
 
+  it('a refused request whose record is already on disk (the tmpfs path) gets its error reply, and the next signature works', async () => {
+    const outcomes: number[] = [];
+    const { c, req, ok, close } = await setup({ recordRequest: () => ({ durable: undefined, outcome: (o) => outcomes.push(o.rv) }) });
+    try {
+      const bogus = { ...req, key_handle: Buffer.alloc(16, 0xee) };
+      await expect(c.sign(bogus)).rejects.toMatchObject({ ckr: C.CKR_KEY_HANDLE_INVALID });
+      expect(ok(await c.sign(req))).toBe(true);
+      expect(outcomes).toEqual([C.CKR_KEY_HANDLE_INVALID, 0]);
+    } finally {
+      await close();
+    }
+  });
+
   it('a real audit log on the thread pool: the request record is in the file when the signature arrives, the outcome line follows', async () => {
     const file = fresh();
     const audit = await AuditLog.open({ file, writeOn: 'pool' });

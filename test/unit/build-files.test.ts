@@ -47,10 +47,10 @@ describe('build files', () => {
     expect(gyp.get('signbridge-pkcs11')!.type).toBe('shared_library');
   });
 
-  it('compile every .cpp under native/pkcs11 and native/common into the module', async () => {
+  it('compile every .cpp and .c under native/pkcs11 and native/common into the module', async () => {
     const { readdirSync } = await import('node:fs');
     const want = ['common', 'pkcs11'].flatMap((d) =>
-      readdirSync(join(root, 'native', d)).filter((f) => f.endsWith('.cpp')).map((f) => `native/${d}/${f}`),
+      readdirSync(join(root, 'native', d)).filter((f) => /\.(cpp|c)$/.test(f)).map((f) => `native/${d}/${f}`),
     );
     expect(cmake.get('signbridge-pkcs11')).toEqual(want.sort());
   });

@@ -267,6 +267,25 @@ Status DaemonClient::login(uint32_t slot_id, uint64_t user_type, const uint8_t* 
   });
 }
 
+Status DaemonClient::authorize(const proto::Bytes& key_handle, const uint8_t* pin, size_t pin_len,
+                               uint32_t& signatures) {
+  if (pin_len > MAX_PIN) return Status(CKR_PIN_INCORRECT, "C_Login(CKU_CONTEXT_SPECIFIC): the OTP/PIN is longer than 255 bytes");
+  // The service answers an authorisation over the network: the SIGN deadline applies.
+  return with_connection(cfg_.sign_timeout_ms, [&](Connection& c, int timeout_ms, bool& stale) -> Status {
+    c.wbuf.clear();
+    c.wbuf.reserve(64 + proto::MAX_KEY_HANDLE + MAX_PIN);  // no reallocation leaves a copy of the OTP
+    uint32_t id = encode(c, proto::Call::Authorize,
+                         proto::AuthorizeRequestView{{key_handle.data(), key_handle.size()}, {pin, pin_len}});
+    proto::AuthorizeReply reply;
+    Status s = await_reply(c, proto::Call::Authorize, id, reply, timeout_ms, stale);
+    explicit_bzero(c.wbuf.data(), c.wbuf.size());
+    c.wbuf.clear();
+    RETURN_IF_ERROR(s);
+    signatures = reply.signatures;
+    return Status::Ok();
+  });
+}
+
 // ---- The calls ----------------------------------------------------------------------------
 
 Result<proto::InventoryReply> DaemonClient::get_inventory() {

@@ -43,6 +43,10 @@ class DaemonClient {
   // Wipes the kept PIN (C_Logout of the last slot, C_Finalize) and drops idle connections
   // that were logged in with it.
   void forget_pin();
+  // One AUTHORIZE round trip (protocol.md "AUTHORIZE"): the context-specific login's OTP/PIN for
+  // the key of the active signing operation. Never kept; wiped from the frame buffer. On success
+  // `signatures` is how many signatures the authorisation allows.
+  Status authorize(const proto::Bytes& key_handle, const uint8_t* pin, size_t pin_len, uint32_t& signatures);
   // Fork child only (single-threaded, locks may be held by threads that do not exist): wipes
   // the PIN without locking.
   void wipe_pin_in_child();

@@ -3,7 +3,7 @@
 // development of the "stm" backend. Behaviour: docs/emulator.md; contract: docs/stm-api.md.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,7 +14,7 @@ import { EmulatorHsm, type SeedKey } from './hsm.js';
 import { openPki, writeSecret } from './pki.js';
 import { createEmulatorServer, ADMIN_BASE, type AuthMode, type Stats } from './server.js';
 import { StmService } from './service.js';
-import { loadState, saveState, stateExists, type StateFile } from './store.js';
+import { isFirstRun, loadState, saveState, STATE_FILE, type StateFile } from './store.js';
 
 export type { Faults } from './faults.js';
 export type { AuthMode, Stats } from './server.js';
@@ -81,7 +81,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-function shellQuote(v: string): string {
+export function shellQuote(v: string): string {
   return `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -108,18 +108,6 @@ function writeEnvFile(path: string, env: Record<string, string>): void {
   writeSecret(path, lines.join('\n'));
 }
 
-/** The first run makes everything; an interrupted first run leaves a directory we must not half-reuse. */
-function firstRun(dir: string): boolean {
-  if (stateExists(dir)) return false;
-  if (existsSync(dir) && readdirSync(dir).length > 0) {
-    throw new EmulatorError(
-      'SIGNBRIDGE_ERR_EMULATOR_STATE',
-      `${dir} is not empty but holds no keypairs.json (an interrupted first run, or another directory): remove it, or give an empty/new --state-dir`,
-    );
-  }
-  return true;
-}
-
 export async function startEmulator(o: EmulatorOptions): Promise<RunningEmulator> {
   const dir = resolve(o.stateDir);
   const { host, port } = parseListen(o.listen ?? '127.0.0.1:0');
@@ -128,7 +116,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<RunningEmulator
   const faults = new FaultState(o.faults ?? {});
   const logger = o.logger ?? createLogger(process.env.SIGNBRIDGE_EMULATOR_LOG_LEVEL || 'warn');
 
-  const create = firstRun(dir);
+  const create = isFirstRun(dir, STATE_FILE);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const pki = await openPki(dir, host, create);
   const seeds: Array<SeedKey & { id: string }> = create

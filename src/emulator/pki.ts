@@ -9,7 +9,7 @@ import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from '
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { bitString, children, decode, explicit, fromPem, implicit, oid, octetString, parseCertificate, seq, tlv, TAG, type Tlv } from '../core/der.js';
-import { buildCertificate, nodeKeySigner, type BuiltCertificate } from '../core/x509-builder.js';
+import { buildCertificate, nodeKeySigner, type BuiltCertificate, type KeyUsageName } from '../core/x509-builder.js';
 import { EmulatorError } from './errors.js';
 
 export const OPENSSL_APT_LINE = 'apt-get install -y openssl';
@@ -38,6 +38,12 @@ export interface Pki {
   paths: { [K in keyof typeof PKI_FILES]: string };
   /** A code-signing certificate (EKU codeSigning) for a keypair's public key, signed by the CA. */
   issueCodeSigning(commonName: string, spki: Buffer): Promise<Buffer>;
+  /**
+   * A document-signing certificate (the CSC emulator's credentials): keyUsage digitalSignature +
+   * nonRepudiation, EKU emailProtection, which `openssl cms -verify` (purpose smimesign) and NSS's
+   * email-signer usage (pdfsig) accept.
+   */
+  issueDocumentSigning(commonName: string, spki: Buffer): Promise<Buffer>;
 }
 
 const ORG = 'signbridge STM emulator';
@@ -138,6 +144,7 @@ async function issue(
   spki: Buffer,
   eku: string,
   notAfter: Date,
+  keyUsage: KeyUsageName[] = ['digitalSignature'],
 ): Promise<BuiltCertificate> {
   return buildCertificate({
     subject: [
@@ -151,7 +158,7 @@ async function issue(
     sign: nodeKeySigner(ca.key, 'sha256WithRSAEncryption'),
     extensions: {
       basicConstraints: { ca: false },
-      keyUsage: ['digitalSignature'],
+      keyUsage,
       extendedKeyUsage: [eku],
       subjectKeyIdentifier: true,
       authorityKeyIdentifier: true,
@@ -204,6 +211,18 @@ async function createClientCert(dir: string, ca: Ca, password: string): Promise<
   writePkcs12(dir, password);
 }
 
+// RFC 5280 §4.2.1.12 id-kp-emailProtection
+const EMAIL_PROTECTION = '1.3.6.1.5.5.7.3.4';
+
+async function issueChecked(ca: Ca, commonName: string, spki: Buffer, eku: string, keyUsage: KeyUsageName[]): Promise<Buffer> {
+  const cert = await issue(ca, commonName, spki, eku, new Date(Date.now() + YEAR_MS), keyUsage);
+  // check with an independent implementation before handing it out
+  if (!new X509Certificate(cert.der).verify(new X509Certificate(ca.der).publicKey)) {
+    throw new Error(`the certificate issued for ${commonName} does not verify against the emulator CA`);
+  }
+  return cert.der;
+}
+
 function readSecret(path: string): string {
   chmodSync(path, 0o600);
   return readFileSync(path, 'utf8').trim();
@@ -244,13 +263,7 @@ export async function openPki(dir: string, listenHost: string, create: boolean):
     apiKey: readSecret(p.apiKey),
     clientP12Password: readSecret(p.clientP12Password),
     paths: p,
-    issueCodeSigning: async (commonName, spki) => {
-      const cert = await issue(ca, commonName, spki, 'codeSigning', new Date(Date.now() + YEAR_MS));
-      // check with an independent implementation before handing it out
-      if (!new X509Certificate(cert.der).verify(new X509Certificate(ca.der).publicKey)) {
-        throw new Error(`the certificate issued for ${commonName} does not verify against the emulator CA`);
-      }
-      return cert.der;
-    },
+    issueCodeSigning: (commonName, spki) => issueChecked(ca, commonName, spki, 'codeSigning', ['digitalSignature']),
+    issueDocumentSigning: (commonName, spki) => issueChecked(ca, commonName, spki, EMAIL_PROTECTION, ['digitalSignature', 'nonRepudiation']),
   };
 }

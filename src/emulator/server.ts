@@ -48,7 +48,7 @@ interface Ctx {
   body(): Promise<unknown>;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
@@ -63,14 +63,23 @@ function sendGatewayError(res: ServerResponse, status: number, message: string, 
   sendJson(res, status, { error: { status, message } }, headers);
 }
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+/** Thrown by readRawBody when a body exceeds its limit (the caller answers in its API's error shape). */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`request bodies are limited to ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
+/** The whole request body, at most `limit` bytes (the rest is drained, never buffered). */
+export function readRawBody(req: IncomingMessage, limit = MAX_BODY): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new ApiError('REQUEST_TOO_LARGE', `request bodies are limited to ${MAX_BODY} bytes`));
+      if (size > limit) {
+        reject(new BodyTooLargeError(limit));
         req.removeAllListeners('data');
         req.resume();
         return;
@@ -78,17 +87,27 @@ function readBody(req: IncomingMessage): Promise<unknown> {
       chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve(undefined);
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new ApiError('INVALID_REQUEST', 'the request body is not valid JSON'));
-      }
+      if (size <= limit) resolve(Buffer.concat(chunks));
     });
     req.on('error', reject);
   });
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  let raw: Buffer;
+  try {
+    raw = await readRawBody(req);
+  } catch (e) {
+    if (e instanceof BodyTooLargeError) throw new ApiError('REQUEST_TOO_LARGE', e.message);
+    throw e;
+  }
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError('INVALID_REQUEST', 'the request body is not valid JSON');
+  }
 }
 
 /** limit/offset query parameters (limit capped at 100, so clients must page). */

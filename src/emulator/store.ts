@@ -2,7 +2,7 @@
 // keys themselves live in the SoftHSMv2 token; this file holds only public data and is rewritten
 // atomically (temp file + rename) after every change.
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmulatorError } from './errors.js';
 
@@ -71,10 +71,29 @@ export function loadState(dir: string): StateFile {
 }
 
 export function saveState(dir: string, s: StateFile): void {
-  const p = statePath(dir);
-  const tmp = `${p}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', { mode: 0o644 });
-  renameSync(tmp, p);
+  writeJsonAtomic(statePath(dir), s);
+}
+
+/** Public metadata (mode 0644), written to a temp name and renamed so a crash never leaves half a file. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+/**
+ * The first run makes everything; an interrupted first run leaves a directory we must not
+ * half-reuse. `stateFile` is the file a completed first run leaves (keypairs.json, credentials.json).
+ */
+export function isFirstRun(dir: string, stateFile: string): boolean {
+  if (existsSync(join(dir, stateFile))) return false;
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new EmulatorError(
+      'SIGNBRIDGE_ERR_EMULATOR_STATE',
+      `${dir} is not empty but holds no ${stateFile} (an interrupted first run, or another emulator's directory): remove it, or give an empty/new --state-dir`,
+    );
+  }
+  return true;
 }
 
 export function stateExists(dir: string): boolean {

@@ -42,7 +42,7 @@ void end_op(const std::shared_ptr<Session>& s, const SignOp* op) {
 // fetched again once (protocol.md "SIGN" errors).
 Status sign_round_trip(const std::shared_ptr<DaemonClient>& client, SignOp& op, const SignInput& in, CK_BYTE_PTR out) {
   Status s = client->sign(op.key_handle, op.primitive, in.hash_alg, op.mgf, op.salt_len, in.data, in.len, out,
-                          op.signature_len);
+                          op.signature_len, op.always_authenticate);
   if (s.rv() == CKR_KEY_HANDLE_INVALID) refresh_inventory(client);
   return s;
 }

@@ -297,13 +297,16 @@ Result<proto::InventoryReply> DaemonClient::get_inventory() {
 }
 
 Status DaemonClient::sign(const proto::Bytes& key_handle, uint64_t mechanism, uint64_t hash_alg, uint64_t mgf,
-                          uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len) {
+                          uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len,
+                          bool per_use_auth) {
   return with_connection(cfg_.sign_timeout_ms, [&](Connection& c, int timeout_ms, bool& stale) -> Status {
     proto::SignRequestView req{{key_handle.data(), key_handle.size()}, mechanism, hash_alg, mgf, salt_len, {data, data_len}};
     proto::SignReplyView reply;  // the signature, read in place from the connection's buffer
     // protocol.md "SIGN": daemon error replies pass through to the tool.
     Status s = call(c, proto::Call::Sign, req, reply, timeout_ms, stale);
-    if (s.rv() == CKR_USER_NOT_LOGGED_IN)  // the tool never logged in; its own error names no cause
+    if (s.rv() == CKR_USER_NOT_LOGGED_IN && per_use_auth)  // the daemon's sentence says how to authorise
+      notice_once(NoticeCause::AuthorizationRequired, s.message());
+    else if (s.rv() == CKR_USER_NOT_LOGGED_IN)  // the tool never logged in; its own error names no cause
       notice_once(NoticeCause::LoginRequired,
                   "the signbridge daemon at " + c.path() +
                       " requires a login before signing (it was started with --client-secret-file): give the tool that secret as its PIN, e.g. pkcs11-tool --login --pin, osslsigncode -pass, jarsigner -storepass, pin-value= in a pkcs11: URI");

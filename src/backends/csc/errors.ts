@@ -26,6 +26,8 @@ export function cscError<C extends CscErrorCode>(code: C, params: ParamsOf<C>, o
 export interface CscServiceError {
   error?: string;
   description?: string;
+  /** Document Trust Manager's lifecycle state, when the refusal is about it. */
+  credentialStatus?: string;
 }
 
 const clean = (s: string): string => s.replace(/\s+/g, ' ').trim().slice(0, 300);
@@ -39,6 +41,7 @@ export function parseCscError(text: string): CscServiceError {
     if (typeof j?.error === 'string' && j.error.trim()) out.error = clean(j.error);
     const d = j?.error_description ?? j?.message;
     if (typeof d === 'string' && d.trim()) out.description = clean(d);
+    if (typeof j?.credential_status === 'string' && j.credential_status.trim()) out.credentialStatus = clean(j.credential_status).toUpperCase();
     return out;
   } catch {
     const title = /<title>([^<]*)<\/title>/i.exec(t)?.[1];
@@ -69,12 +72,12 @@ export function classifyRefusal(status: number, body: CscServiceError, ctx: Refu
   if (code === 'invalid_pin' || /\bpin\b.*\b(invalid|wrong|incorrect)|(invalid|wrong|incorrect) pin/.test(text)) {
     return cscError('SIGNBRIDGE_ERR_CSC_PIN_INVALID', { credential, detail }, o);
   }
-  if (/\b(suspended|revoked|deactivated|disabled|pending_issuance|not active|inactive)\b/.test(text)) {
-    const state = /suspended/.test(text) ? 'SUSPENDED' : /revoked/.test(text) ? 'REVOKED' : /pending/.test(text) ? 'PENDING_ISSUANCE' : 'DEACTIVATED';
+  if (code === 'credential_not_active' || body.credentialStatus || /\b(suspended|revoked|deactivated|disabled|pending_issuance|not active|inactive)\b/.test(text)) {
+    const state = body.credentialStatus ?? (/suspended/.test(text) ? 'SUSPENDED' : /revoked/.test(text) ? 'REVOKED' : /pending/.test(text) ? 'PENDING_ISSUANCE' : 'DEACTIVATED');
     return cscError('SIGNBRIDGE_ERR_CSC_CREDENTIAL_STATE', { credential, state }, o);
   }
-  if (/\blocked\b|too many/.test(text)) return cscError('SIGNBRIDGE_ERR_CSC_LOCKED', { credential, detail }, o);
-  if (/\bsad\b/.test(text)) return cscError('SIGNBRIDGE_ERR_CSC_SAD_EXPIRED', { credential, detail }, o);
+  if (code === 'pin_locked' || /\blocked\b|too many/.test(text)) return cscError('SIGNBRIDGE_ERR_CSC_LOCKED', { credential, detail }, o);
+  if (code === 'invalid_sad' || code === 'expired_sad' || /\bsad\b/.test(text)) return cscError('SIGNBRIDGE_ERR_CSC_SAD_EXPIRED', { credential, detail }, o);
   if (/credentialid|credential.*(not found|unknown|invalid)/.test(text) || (status === 404 && ctx.credential)) {
     return cscError('SIGNBRIDGE_ERR_CSC_CREDENTIAL_NOT_FOUND', { credential, detail }, o);
   }

@@ -6,6 +6,7 @@
 // parallel signers share round trips. No SAD → the configured policy answers at once (never a wait).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { CKR_PIN_LOCKED } from '../../core/pkcs11.js';
 import { CscError, cscError } from './errors.js';
 import type { CscClient } from './http.js';
 import type { CscSignPlan } from './sigalg.js';
@@ -56,6 +57,8 @@ export class CredentialLane {
   private sad: Sad | undefined;
   private authorizing: { mac: Buffer; p: Promise<number> } | undefined;
   private queue: Pending[] = [];
+  /** MACs of OTPs/PINs the service refused: a tool that retries the same one (NSS does) is answered here. */
+  private refused: Buffer[] = [];
   private inFlight = false;
   private lingering: NodeJS.Timeout | undefined;
   /** signHash calls and the hashes they carried (the coalescing numbers). */
@@ -69,6 +72,12 @@ export class CredentialLane {
     const s = this.usableSad();
     if (s && timingSafeEqual(s.secretMac, mac)) return Promise.resolve(s.remaining);
     if (this.authorizing && timingSafeEqual(this.authorizing.mac, mac)) return this.authorizing.p;
+    if (this.refused.some((r) => timingSafeEqual(r, mac))) {
+      // CKR_PIN_LOCKED, not CKR_PIN_INCORRECT: NSS asks its password callback again after
+      // CKR_PIN_INCORRECT, and a tool whose callback repeats the same value would loop forever.
+      const code = this.o.needsOtp ? 'SIGNBRIDGE_ERR_CSC_OTP_INVALID' : 'SIGNBRIDGE_ERR_CSC_PIN_INVALID';
+      return Promise.reject(cscError(code, { credential: this.o.credentialID, detail: 'refused before, so not sent again' }, { ckr: CKR_PIN_LOCKED }));
+    }
     const value = secret.toString('utf8');
     const auth = this.o.needsOtp ? { OTP: value, ...(this.o.pin ? { PIN: this.o.pin } : {}) } : this.o.needsPin ? { PIN: value } : {};
     const p = this.requestSad(mac, auth);
@@ -95,6 +104,9 @@ export class CredentialLane {
     } catch (e) {
       // Fail closed: a refused OTP/PIN also ends an earlier authorisation of this credential.
       this.sad = undefined;
+      if (e instanceof CscError && (e.cscCode === 'SIGNBRIDGE_ERR_CSC_OTP_INVALID' || e.cscCode === 'SIGNBRIDGE_ERR_CSC_PIN_INVALID')) {
+        this.refused = [...this.refused.slice(-15), mac];
+      }
       this.failQueued(e);
       throw e;
     }

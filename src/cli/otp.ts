@@ -13,8 +13,8 @@ export const OTP_HELP = `Usage: signbridge otp <credentialID> [--csc-url <url>] 
                       [--csc-client-secret-file <file>] [--csc-ca-file <file>]
 
 Asks the CSC service (csc backend) to send an OTP for <credentialID> to its owner. Give that OTP
-to the signing tool as the key's context-specific login: pdfsig -kpw <otp>, pin-value=<otp> in
-a pkcs11: URI, C_Login(CKU_CONTEXT_SPECIFIC) after C_SignInit in your own code.
+to the signing tool as the key's context-specific login: pdfsig -kpw <otp>; pkcs11-provider's
+pkcs11-module-token-pin = file:<otp file>; C_Login(CKU_CONTEXT_SPECIFIC) after C_SignInit in code.
 The service settings are the daemon's: $SIGNBRIDGE_CSC_URL, $SIGNBRIDGE_CSC_CLIENT_ID,
 $SIGNBRIDGE_CSC_CLIENT_SECRET (or --csc-client-secret-file, mode 0600), $SIGNBRIDGE_CSC_CA_FILE.
 `;

@@ -207,7 +207,7 @@ export const ERRORS = {
   ),
   SIGNBRIDGE_ERR_CSC_OTP_INVALID: entry<{ credential: string; detail: string }>(
     CKR_PIN_INCORRECT,
-    (p) => `the CSC service refused the OTP for ${p.credential} (${p.detail}); nothing was signed: request a new OTP with \`signbridge otp ${p.credential}\` and log in again with it (C_Login(CKU_CONTEXT_SPECIFIC), pdfsig -kpw, pin-value=)`,
+    (p) => `the CSC service refused the OTP for ${p.credential} (${p.detail}); nothing was signed: request a new OTP with \`signbridge otp ${p.credential}\` and log in again with it (C_Login(CKU_CONTEXT_SPECIFIC); pdfsig -kpw; pkcs11-provider: pkcs11-module-token-pin)`,
   ),
   SIGNBRIDGE_ERR_CSC_PIN_INVALID: entry<{ credential: string; detail: string }>(
     CKR_PIN_INCORRECT,
@@ -219,7 +219,7 @@ export const ERRORS = {
   ),
   SIGNBRIDGE_ERR_CSC_NOT_AUTHORIZED: entry<{ credential: string }>(
     CKR_USER_NOT_LOGGED_IN,
-    (p) => `${p.credential} needs an authorisation per use and none is held: run \`signbridge otp ${p.credential}\`, then give the OTP as the context-specific login (C_Login(CKU_CONTEXT_SPECIFIC) after C_SignInit; pdfsig -kpw <otp>; pin-value=<otp> in a pkcs11: URI); docs/csc-backend.md "Authorisation"`,
+    (p) => `${p.credential} needs an authorisation per use and none is held: run \`signbridge otp ${p.credential}\`, then give the OTP as the context-specific login (C_Login(CKU_CONTEXT_SPECIFIC) after C_SignInit; pdfsig -kpw <otp>; pkcs11-provider: pkcs11-module-token-pin = file:<otp file>); docs/csc-backend.md "Authorisation"`,
   ),
   SIGNBRIDGE_ERR_CSC_SAD_EXPIRED: entry<{ credential: string; detail: string }>(
     CKR_USER_NOT_LOGGED_IN,

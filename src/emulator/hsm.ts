@@ -48,7 +48,7 @@ export class EmulatorHsm {
     if (openInProcess) {
       throw new EmulatorError(
         'SIGNBRIDGE_ERR_EMULATOR_BUSY',
-        'an STM emulator already runs in this process (SoftHSMv2 holds one configuration per process): stop it first, or run `signbridge emulator` as a separate process',
+        'an emulator (STM or CSC) already runs in this process (SoftHSMv2 holds one configuration per process): stop it first, or run `signbridge emulator` as a separate process',
       );
     }
     const hsmDir = join(dir, 'hsm');

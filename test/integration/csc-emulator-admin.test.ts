@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliPath } from '../../src/demo/daemon-process.js';
 import { runEmulatorCli } from '../../src/emulator/cli.js';
 import { CSC_ERRORS } from '../../src/emulator/csc/index.js';
+import { startEmulator } from '../../src/emulator/index.js';
 import { packageRoot } from '../../src/native/loader.js';
 import { startTestCscEmulator, type TestCscEmulator } from '../helpers/csc-emulator.js';
 import type { ApiResponse } from '../helpers/emulator.js';
@@ -197,6 +198,15 @@ describe('later runs, the command line and the error catalogue', () => {
     writeFileSync(join(other, 'something'), 'x');
     try {
       await expect(startTestCscEmulator({ stateDir: other })).rejects.toThrow(/holds no credentials\.json.*remove it/);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('one emulator per process: an STM emulator beside the CSC one is refused with what to do', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'sb-csc-stm-'));
+    try {
+      await expect(startEmulator({ stateDir: other })).rejects.toThrow(/already runs in this process.*signbridge emulator/);
     } finally {
       rmSync(other, { recursive: true, force: true });
     }

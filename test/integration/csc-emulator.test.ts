@@ -46,7 +46,9 @@ describe('info and OAuth 2.0', () => {
     const r = await csc('info', { lang: 'en-US' }, null);
     expect(r.status, r.text).toBe(200);
     expect(r.json).toMatchObject({ specs: '1.0.4.0', authType: ['oauth2client'], oauth2: emu.env.SIGNBRIDGE_CSC_URL, lang: 'en-US' });
-    for (const m of ['credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'signatures/signHash']) expect(r.json.methods).toContain(m);
+    for (const m of ['credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'credentials/extendTransaction', 'signatures/signHash']) {
+      expect(r.json.methods).toContain(m);
+    }
   });
 
   it('client credentials by Basic or in the body, form or JSON; the token is a bearer with an expiry and a refresh token', async () => {
@@ -74,6 +76,15 @@ describe('info and OAuth 2.0', () => {
     const secret = emu.env.SIGNBRIDGE_CSC_CLIENT_SECRET!;
     expectCscError(await tokenForm({ grant_type: 'password', client_id: id, client_secret: secret }), 400, 'unsupported_grant_type');
     expectCscError(await tokenForm({ client_id: id, client_secret: secret }), 400, 'invalid_request', /grant_type/);
+    const mangled = Buffer.from('%E0%A4%A:x').toString('base64');
+    expectCscError(await tokenForm({ grant_type: 'client_credentials' }, { authorization: `Basic ${mangled}` }), 401, 'invalid_client', /URL-encoded/);
+  });
+
+  it('unknown paths → 404 not_found, other methods → 405, a body that is not JSON → invalid_request', async () => {
+    expectCscError(await csc('credentials/nothing'), 404, 'not_found', /csc\/v1/);
+    expectCscError(await post(emu.agent, `${emu.url}${V1}/credentials/list`, undefined, {}, 'GET'), 405, 'method_not_allowed');
+    expectCscError(await post(emu.agent, `${emu.url}${V1}/credentials/list`, '{nope', { 'content-type': 'application/json', authorization: `Bearer ${token}` }), 400, 'invalid_request', /JSON/);
+    expectCscError(await post(emu.agent, `${emu.url}${V1}/credentials/list`, '[]', { 'content-type': 'application/json', authorization: `Bearer ${token}` }), 400, 'invalid_request', /object/);
   });
 
   it('refresh_token gives a new access token once (rotated); a revoked token is refused', async () => {
@@ -177,6 +188,7 @@ describe('credentials/sendOTP and credentials/authorize', () => {
     expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1 }), 400, 'invalid_request', /OTP/);
     const wrong = otp === '000000' ? '000001' : '000000';
     expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: wrong }), 400, 'invalid_otp');
+    expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: 'ööööö1' }), 400, 'invalid_otp'); // 6 characters, 11 bytes
     expect((await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: otp })).status).toBe(200);
     expectCscError(await csc('credentials/authorize', { credentialID: 'doc-rsa', numSignatures: 1, OTP: otp }), 400, 'invalid_otp', /sendOTP/);
 
@@ -251,6 +263,21 @@ describe('signatures/signHash', () => {
     expect(verify('sha384', Buffer.from(msg(2)), cert.publicKey, Buffer.from(b.json.signatures[0], 'base64'))).toBe(true);
   });
 
+  it('the ecdsaFormat setting "raw" answers r‖s (IEEE P1363), as some services do', async () => {
+    const cert = await certOf('doc-ec');
+    expect((await emu.admin('/settings', { ecdsaFormat: 'raw' })).json.ecdsaFormat).toBe('raw');
+    try {
+      const SAD = await emu.authorize('doc-ec', 1);
+      const r = await csc('signatures/signHash', { credentialID: 'doc-ec', SAD, hash: [sha('sha256', 'raw')], signAlgo: '1.2.840.10045.4.3.2' });
+      const sig = Buffer.from(r.json.signatures[0], 'base64');
+      expect(sig).toHaveLength(64);
+      expect(verify('sha256', Buffer.from('raw'), { key: cert.publicKey, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
+    } finally {
+      await emu.admin('/settings', { ecdsaFormat: 'der' });
+    }
+    expectCscError(await emu.admin('/settings', { ecdsaFormat: 'pem' }), 400, 'invalid_request', /ecdsaFormat/);
+  });
+
   it('a SAD signs numSignatures hashes in all, then is used up; more hashes than it has left signs nothing', async () => {
     const SAD = await emu.authorize('doc-ec', 3);
     const req = (n: number): Promise<ApiResponse> =>
@@ -282,6 +309,24 @@ describe('signatures/signHash', () => {
     const ecSad = await emu.authorize('doc-ec', 1);
     expect((await emu.admin('/expire', { accessTokens: false })).status).toBe(200);
     expectCscError(await csc('signatures/signHash', { ...body, SAD: ecSad }), 400, 'expired_sad', /authorize again/);
+  });
+
+  it('extendTransaction: a new SAD with the signatures left and a new lifetime; the old one ends', async () => {
+    const cert = await certOf('doc-ec');
+    const SAD = await emu.authorize('doc-ec', 2);
+    const sign = (sad: string, m: string): Promise<ApiResponse> => csc('signatures/signHash', { credentialID: 'doc-ec', SAD: sad, hash: [sha('sha256', m)], signAlgo: '1.2.840.10045.4.3.2' });
+    expect((await sign(SAD, 'one')).status).toBe(200);
+    const x = await csc('credentials/extendTransaction', { credentialID: 'doc-ec', SAD });
+    expect(x.status, x.text).toBe(200);
+    expect(x.json).toEqual({ SAD: expect.any(String), expiresIn: 3600 });
+    expect(x.json.SAD).not.toBe(SAD);
+    expectCscError(await sign(SAD, 'two'), 400, 'invalid_sad');
+    const two = await sign(x.json.SAD, 'two');
+    expect(two.status, two.text).toBe(200);
+    expect(verify('sha256', Buffer.from('two'), cert.publicKey, Buffer.from(two.json.signatures[0], 'base64'))).toBe(true);
+    expectCscError(await sign(x.json.SAD, 'three'), 400, 'invalid_sad', /used up/);
+    expectCscError(await csc('credentials/extendTransaction', { credentialID: 'doc-rsa', SAD: x.json.SAD }), 400, 'invalid_sad');
+    expectCscError(await csc('credentials/extendTransaction', { credentialID: 'doc-ec' }), 400, 'invalid_request', /SAD/);
   });
 
   it('SAD lifetime from the settings: expiresIn follows it and the SAD expires after it', async () => {

@@ -14,6 +14,7 @@ export const CSC_ERRORS = {
   invalid_client: 401, // oauth2/token: unknown client or wrong secret (RFC 6749 §5.2)
   invalid_grant: 400, // oauth2/token: refresh token unknown, expired or revoked (RFC 6749 §5.2)
   unsupported_grant_type: 400, // oauth2/token: not client_credentials or refresh_token
+  access_denied: 403, // the admin endpoint from a non-loopback address
   invalid_token: 401, // an API call without a valid (present, known, unexpired) access token (RFC 6750 §3.1)
   not_found: 404, // no such endpoint
   method_not_allowed: 405,

@@ -64,8 +64,13 @@ export class OAuthServer {
       const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon < 0) throw new CscError('invalid_client', 'the Basic authorization header is not client_id:client_secret');
-      id = decodeURIComponent(decoded.slice(0, colon));
-      secret = decodeURIComponent(decoded.slice(colon + 1));
+      try {
+        // RFC 6749 §2.3.1: both parts are form-urlencoded before the Basic encoding
+        id = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+        secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
+      } catch {
+        throw new CscError('invalid_client', 'the Basic authorization header is not URL-encoded client_id:client_secret');
+      }
     }
     if (!id || secret === undefined) {
       throw new CscError('invalid_client', 'client authentication is required: send client_id and client_secret (Basic or in the body) from SIGNBRIDGE_CSC_CLIENT_ID / SIGNBRIDGE_CSC_CLIENT_SECRET');

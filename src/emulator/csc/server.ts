@@ -13,7 +13,7 @@ import { CscService } from './service.js';
 
 export const CSC_BASE = '/csc/v1';
 /** what info's `methods` lists: every CSC call this emulator implements */
-export const CSC_METHODS = ['oauth2/token', 'oauth2/revoke', 'credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'signatures/signHash'];
+export const CSC_METHODS = ['oauth2/token', 'oauth2/revoke', 'credentials/list', 'credentials/info', 'credentials/sendOTP', 'credentials/authorize', 'credentials/extendTransaction', 'signatures/signHash'];
 const SIGN_ROUTE = `POST ${CSC_BASE}/signatures/signHash`;
 
 export interface CscStats extends Stats {
@@ -113,11 +113,12 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
       return undefined;
     }),
     [`${CSC_BASE}/credentials/authorize`]: api((b) => service.authorize(b)),
+    [`${CSC_BASE}/credentials/extendTransaction`]: api((b) => service.extendTransaction(b)),
     [`${CSC_BASE}/signatures/signHash`]: api(async (b) => ({ signatures: await service.signHash(b) })),
   };
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    if (!isLoopback(req.socket.remoteAddress)) return sendError(res, new CscError('invalid_request', 'the admin endpoint answers loopback clients only'));
+    if (!isLoopback(req.socket.remoteAddress)) return sendError(res, new CscError('access_denied', 'the admin endpoint answers loopback clients only'));
     const sub = path.slice(ADMIN_BASE.length).replace(/\/$/, '');
     const m = req.method ?? 'GET';
     if (sub === '/faults' && m === 'GET') return sendJson(res, 200, faults.get());
@@ -140,14 +141,19 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
     }
     if (sub === '/settings') {
       const next = { ...settings() };
-      for (const k of Object.keys(b)) {
-        const v = b[k];
+      for (const [k, v] of Object.entries(b)) {
         if (!(k in next)) throw new CscError('invalid_request', `unknown setting ${k} (known: ${Object.keys(next).join(', ')})`);
-        if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 365 * 86400) throw new CscError('invalid_request', `${k}: whole seconds from 1`);
-        next[k as keyof typeof next] = v as number;
+        if (k === 'ecdsaFormat') {
+          if (v !== 'der' && v !== 'raw') throw new CscError('invalid_request', 'ecdsaFormat: "der" or "raw"');
+          next.ecdsaFormat = v;
+        } else {
+          if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 365 * 86400) throw new CscError('invalid_request', `${k}: whole seconds from 1`);
+          next[k as Exclude<keyof typeof next, 'ecdsaFormat'>] = v as number;
+        }
       }
       oauth.lifetimes = { tokenTtlS: next.tokenTtlS, refreshTtlS: next.refreshTtlS };
       service.lifetimes = { sadTtlS: next.sadTtlS, otpTtlS: next.otpTtlS };
+      service.ecdsaFormat = next.ecdsaFormat;
       return sendJson(res, 200, settings());
     }
     if (sub === '/expire') {
@@ -165,8 +171,8 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
     throw new CscError('not_found', `no admin endpoint ${m} ${path}: see docs/csc-emulator.md "Admin endpoint"`);
   }
 
-  function settings(): { tokenTtlS: number; refreshTtlS: number; sadTtlS: number; otpTtlS: number } {
-    return { ...oauth.lifetimes, ...service.lifetimes };
+  function settings(): { tokenTtlS: number; refreshTtlS: number; sadTtlS: number; otpTtlS: number; ecdsaFormat: 'der' | 'raw' } {
+    return { ...oauth.lifetimes, ...service.lifetimes, ecdsaFormat: service.ecdsaFormat };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -176,7 +182,7 @@ export function createCscServer(o: CscServerOptions): { server: Server; stats():
 
     const started = Date.now();
     const handler: Handler | undefined = Object.hasOwn(routes, path) ? routes[path] : undefined;
-    const name = handler ? `POST ${path}` : 'other';
+    const name = handler ? `${method} ${path}` : 'other';
     bump(stats.requests, name);
     res.on('finish', () => {
       bump(stats.responses, String(res.statusCode));

@@ -14,6 +14,7 @@ import { writeSecret } from '../pki.js';
 import { HASHES, planSignature, type HashName } from './algorithms.js';
 import { CscError } from './errors.js';
 import { CREDENTIAL_STATUSES, saveCscState, type CredentialRecord, type CredentialStatus, type CscStateFile } from './store.js';
+import { SadStore } from './sad.js';
 import { credentialInfoJson } from './views.js';
 
 export interface Lifetimes {
@@ -27,17 +28,8 @@ export interface Lifetimes {
 export const PIN_TRIES = 3;
 export const OTP_TRIES = 3;
 const MAX_HASHES = 1000;
-const SPENT_KEPT = 10_000;
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const CREDENTIAL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-interface Sad {
-  credentialId: string;
-  remaining: number;
-  expiresAt: number;
-  /** SCAL 2 / authorize with hash[]: the base64 digests this SAD may sign, each once */
-  hashes?: Set<string>;
-}
 
 interface Otp {
   value: string;
@@ -60,12 +52,16 @@ const digestPin = (salt: string, pin: string): Buffer => createHash('sha256').up
 const str = (v: unknown): v is string => typeof v === 'string';
 
 export class CscService {
-  private readonly sads = new Map<string, Sad>();
-  /** SADs whose numSignatures are used up (the last SPENT_KEPT), so the error can say so */
-  private readonly spent = new Set<string>();
+  private readonly sads: SadStore;
   private readonly otps = new Map<string, Otp>();
   /** hashes signed since the start (or the last stats reset), for the coalescing measurements */
   hashesSigned = 0;
+  /**
+   * ECDSA signatures as DER Ecdsa-Sig-Value (RFC 3279 §2.2.3, the default: the form CMS and PDF
+   * embed) or raw r‖s (IEEE P1363, what PKCS#11 returns), which some CSC services send: a
+   * client must cope with both (admin setting).
+   */
+  ecdsaFormat: 'der' | 'raw' = 'der';
 
   constructor(
     private readonly dir: string,
@@ -74,7 +70,9 @@ export class CscService {
     private readonly pki: Pki,
     public lifetimes: Lifetimes,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.sads = new SadStore(now);
+  }
 
   get clientId(): string {
     return this.state.client_id;
@@ -176,7 +174,7 @@ export class CscService {
       c.cert = (await this.pki.issueDocumentSigning(`signbridge CSC emulator ${c.id}`, Buffer.from(c.public_key, 'base64'))).toString('base64');
     }
     if (c.status === 'ACTIVE') c.pin_failures = 0;
-    if (c.status !== 'ACTIVE') for (const [k, s] of this.sads) if (s.credentialId === c.id) this.sads.delete(k);
+    if (c.status !== 'ACTIVE') this.sads.dropFor(c.id);
     saveCscState(this.dir, this.state);
     return c;
   }
@@ -227,13 +225,13 @@ export class CscService {
     }
     if (c.pin_digest) {
       if (!str(b.PIN)) throw new CscError('invalid_request', 'Missing (or invalid type) string parameter PIN');
-      if (c.pin_failures >= PIN_TRIES) throw new CscError('pin_locked', `the PIN of credential ${c.id} is locked after ${PIN_TRIES} wrong tries: an administrator must unlock it`);
+      if (c.pin_failures >= PIN_TRIES) throw new CscError('pin_locked', `the PIN of credential ${c.id} is locked (${PIN_TRIES} failed tries in a row): an administrator must unlock it`);
       const [salt, hex] = c.pin_digest.split(':') as [string, string];
       if (!timingSafeEqual(digestPin(salt, b.PIN), Buffer.from(hex, 'hex'))) {
         c.pin_failures++;
         saveCscState(this.dir, this.state);
         const left = PIN_TRIES - c.pin_failures;
-        if (left <= 0) throw new CscError('pin_locked', `wrong PIN; the PIN of credential ${c.id} is now locked: an administrator must unlock it`);
+        if (left <= 0) throw new CscError('pin_locked', `the PIN of credential ${c.id} failed ${PIN_TRIES} times in a row and is now locked: an administrator must unlock it`);
         throw new CscError('invalid_pin', `the PIN is not valid (${left} ${left === 1 ? 'try' : 'tries'} left before it locks)`);
       }
       if (c.pin_failures !== 0) {
@@ -249,23 +247,28 @@ export class CscService {
         this.otps.delete(c.id);
         throw new CscError('invalid_otp', 'the OTP expired: call credentials/sendOTP for a new one');
       }
-      const ok = b.OTP.length === o.value.length && timingSafeEqual(Buffer.from(b.OTP), Buffer.from(o.value));
+      const given = Buffer.from(b.OTP, 'utf8');
+      const ok = given.length === o.value.length && timingSafeEqual(given, Buffer.from(o.value));
       if (!ok) {
         if (++o.wrong >= OTP_TRIES) this.otps.delete(c.id);
         throw new CscError('invalid_otp', o.wrong >= OTP_TRIES ? 'the OTP is not valid and is now void: call credentials/sendOTP for a new one' : 'the OTP is not valid');
       }
       this.otps.delete(c.id); // one authorisation per OTP
     }
-    const SAD = randomBytes(32).toString('base64url');
-    this.sads.set(SAD, { credentialId: c.id, remaining: n, expiresAt: this.now() + this.lifetimes.sadTtlS * 1000, ...(hashes ? { hashes } : {}) });
-    this.sweepSads();
-    return { SAD, expiresIn: this.lifetimes.sadTtlS };
+    return { SAD: this.sads.issue(c.id, n, this.lifetimes.sadTtlS, hashes), expiresIn: this.lifetimes.sadTtlS };
+  }
+
+  /** credentials/extendTransaction → {SAD, expiresIn}: the same signatures left, a new lifetime. */
+  extendTransaction(b: Record<string, unknown>): { SAD: string; expiresIn: number } {
+    const c = this.credential(b.credentialID);
+    this.assertActive(c);
+    if (!str(b.SAD)) throw new CscError('invalid_request', 'Missing (or invalid type) string parameter SAD');
+    return { SAD: this.sads.extend(b.SAD, c.id, this.lifetimes.sadTtlS), expiresIn: this.lifetimes.sadTtlS };
   }
 
   /** Test hook (admin endpoint): every SAD issued so far is expired. */
   expireSads(): number {
-    for (const s of this.sads.values()) s.expiresAt = 0;
-    return this.sads.size;
+    return this.sads.expireAll();
   }
 
   // --- signing -------------------------------------------------------------------------------
@@ -278,49 +281,25 @@ export class CscService {
     const c = this.credential(b.credentialID);
     this.assertActive(c);
     if (!str(b.SAD)) throw new CscError('invalid_request', 'Missing (or invalid type) string parameter SAD');
-    const sad = this.sads.get(b.SAD);
-    if (!sad && this.spent.has(b.SAD)) throw new CscError('invalid_sad', 'the SAD is used up (its numSignatures are signed): authorize again (credentials/authorize)');
-    if (!sad || sad.credentialId !== c.id) throw new CscError('invalid_sad', 'the SAD is not valid for this credential: authorize again (credentials/authorize)');
-    if (sad.expiresAt <= this.now()) {
-      this.sads.delete(b.SAD);
-      throw new CscError('expired_sad', 'the SAD expired: authorize again (credentials/authorize)');
-    }
+    this.sads.check(b.SAD, c.id);
     const hashes = checkHashArray(b.hash);
     const plan = planSignature(c.key_alg, b.signAlgo, b.hashAlgo, b.signAlgoParams);
     const len = HASHES[plan.hash as HashName].len;
     for (const h of hashes) {
       if (Buffer.from(h, 'base64').length !== len) throw new CscError('invalid_request', `Invalid digest value length: ${plan.hash} digests are ${len} bytes`);
     }
-    if (hashes.length > sad.remaining) {
-      throw new CscError('invalid_sad', `the SAD allows ${sad.remaining} more signature(s), this call has ${hashes.length} hashes: authorize again with numSignatures >= ${hashes.length}`);
-    }
-    if (sad.hashes && !hashes.every((h) => sad.hashes!.has(h))) {
-      throw new CscError('invalid_sad', 'a hash is not one the SAD was authorised for (authorize with hash[] binds the SAD to those hashes)');
-    }
-    sad.remaining -= hashes.length;
-    if (sad.hashes) for (const h of hashes) sad.hashes.delete(h);
-    if (sad.remaining === 0) {
-      this.sads.delete(b.SAD);
-      this.spent.add(b.SAD);
-      if (this.spent.size > SPENT_KEPT) this.spent.delete(this.spent.values().next().value!);
-    }
+    this.sads.spend(b.SAD, c.id, hashes);
     const out: string[] = [];
     try {
       for (const h of hashes) {
         const sig = await this.hsm.sign(c.hsm_id, plan.mech, plan.input(Buffer.from(h, 'base64')));
-        // ECDSA as a DER Ecdsa-Sig-Value (RFC 3279 §2.2.3), the form CMS and PDF signatures embed
-        out.push((plan.keyAlg === 'ECDSA' ? ecdsaRawToDer(sig) : sig).toString('base64'));
+        out.push((plan.keyAlg === 'ECDSA' && this.ecdsaFormat === 'der' ? ecdsaRawToDer(sig) : sig).toString('base64'));
         this.hashesSigned++;
       }
     } catch (e) {
       throw new CscError('server_error', `the HSM could not sign: ${(e as Error).message}`);
     }
     return out;
-  }
-
-  private sweepSads(): void {
-    const now = this.now();
-    for (const [k, s] of this.sads) if (s.expiresAt <= now) this.sads.delete(k);
   }
 
   /** The certificate of a credential, for the tests' and demo's verifiers. */

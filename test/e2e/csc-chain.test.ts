@@ -4,11 +4,13 @@
 // OTP from `signbridge otp` is the context-specific login after C_SignInit. Every signature is
 // verified with node:crypto against the certificate the emulator itself returns; refusals are
 // checked by their CK_RV and by the emulator's own counters (nothing signed).
+import { spawn } from 'node:child_process';
 import { X509Certificate, verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliPath } from '../../src/demo/daemon-process.js';
 import { CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_USER_NOT_LOGGED_IN } from '../../src/core/pkcs11.js';
 import { sendOtp, signTogether, startCscDaemon, type CscChain, type SignerResult } from '../helpers/csc-chain.js';
 import { startTestCscEmulator, type TestCscEmulator } from '../helpers/csc-emulator.js';
@@ -62,6 +64,25 @@ describe('csc backend through the module', () => {
     expect(r!.step).toBe('C_Sign');
     expect(r!.rv).toBe(CKR_USER_NOT_LOGGED_IN);
     expect(chain.daemon.stderr()).toMatch(/signbridge otp doc-ec/);
+  }, 60_000);
+
+  it('a tool that never logs in per operation signs after `signbridge otp doc-ec --authorize` (the OTP on stdin, to the daemon)', async () => {
+    const otp = await otpFor('doc-ec');
+    const before = counters();
+    // asynchronous: the emulator answers from this process's event loop
+    const child = spawn(process.execPath, [cliPath(), 'otp', 'doc-ec', '--authorize'], { env: { ...process.env, SIGNBRIDGE_SOCKET: chain.daemon.socket } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(`${otp}\n`);
+    const status = await new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const a = { status, stdout, stderr };
+    expect(a.status, `${a.stdout}${a.stderr}`).toBe(0);
+    expect(a.stdout).toMatch(/doc-ec is authorised for 32 signature\(s\)/);
+    expect(counters().authorize).toBe(before.authorize + 1);
+    const [r] = await signTogether(chain, { n: 1, label: 'doc-ec', mech: 'ecdsa', message: () => 'authorised ahead' });
+    expect(verifies(await certOf('doc-ec'), 'ecdsa', 'authorised ahead', r!), JSON.stringify(r)).toBe(true);
   }, 60_000);
 
   it('serves doc-rsa and doc-ec with CKA_ALWAYS_AUTHENTICATE; an OTP from `signbridge otp` signs, verified against the emulator certificate', async () => {

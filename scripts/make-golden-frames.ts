@@ -110,6 +110,16 @@ const good: Record<string, Message> = {
     call: 'LOGIN', kind: 'reply', id: 6,
     body: { rv: CKR_PIN_INCORRECT, message: 'the PIN does not match the client secret of the signbridge daemon' },
   },
+  // protocol.md "AUTHORIZE": a context-specific login with a fixture OTP (not a secret of any test).
+  'authorize-request': {
+    call: 'AUTHORIZE', kind: 'request', id: 17,
+    body: { key_handle: keyHandle, pin: Buffer.from('123456') },
+  },
+  'authorize-reply': { call: 'AUTHORIZE', kind: 'reply', id: 17, body: { rv: 0, signatures: 16 } },
+  'authorize-error-reply': {
+    call: 'AUTHORIZE', kind: 'reply', id: 17,
+    body: { rv: CKR_PIN_INCORRECT, message: 'the CSC service refused the OTP for doc-rsa (invalid_otp): request a new one with `signbridge otp doc-rsa`' },
+  },
 };
 
 function raw(call: number, kind: number, id: number, body: Buffer, lengthOverride?: number): Buffer {
@@ -132,8 +142,8 @@ const bad: Record<string, Buffer> = {
   'bad-length-too-large': raw(CALLS.GET_INVENTORY.code, KIND_REQUEST, 10, Buffer.alloc(0), MAX_FRAME - 3),
   // length 5 < MIN_LENGTH (6): cannot even hold call, kind and id.
   'bad-length-too-small': Buffer.concat([u32(MIN_LENGTH - 1), Buffer.from([CALLS.GET_INVENTORY.code, KIND_REQUEST, 0x0b, 0x00, 0x00])]),
-  // call 0x05 is reserved (protocol.md "Call table"; 0x04 is LOGIN since the client secret).
-  'bad-unknown-call': raw(0x05, KIND_REQUEST, 12, Buffer.alloc(0)),
+  // call 0x06 is reserved (protocol.md "Call table"; 0x05 is AUTHORIZE since the csc backend).
+  'bad-unknown-call': raw(0x06, KIND_REQUEST, 12, Buffer.alloc(0)),
   // LOGIN request whose pin says 64 bytes where 4 follow.
   'bad-login-pin-length': raw(CALLS.LOGIN.code, KIND_REQUEST, 15, Buffer.concat([u32(0), u64(CKU_USER), u32(64), Buffer.from('1234')])),
   // LOGIN reply with rv 0 and a stray byte (the reply has no fields).

@@ -67,6 +67,46 @@ static Status so_login_refusal(const SessionTable& sessions, CK_SLOT_ID slot) {
   return Status(CKR_USER_TYPE_INVALID, "C_Login: the token has no security officer (CKU_SO); only CKU_USER is supported");
 }
 
+// PKCS#11 v2.40 §5.6 C_Login with CKU_CONTEXT_SPECIFIC: after C_SignInit on a key with
+// CKA_ALWAYS_AUTHENTICATE (§4.9) the OTP/PIN becomes one AUTHORIZE (protocol.md), sent with the
+// lock released while `busy` keeps other threads off the operation. A failure marks the
+// operation, so a tool that signs anyway gets nothing signed. Codes outside C_Login's list
+// (§5.6) become CKR_FUNCTION_FAILED; the daemon's sentence stays.
+struct ContextLogin {
+  std::shared_ptr<DaemonClient> client;
+  std::shared_ptr<Session> session;
+  SignOp* op = nullptr;
+  proto::Bytes key_handle;
+};
+
+static Status begin_context_login(State& st, SessionCtx& ctx, const CK_UTF8CHAR* pin, CK_ULONG pin_len,
+                                  ContextLogin& out) {
+  SignOp* op = ctx.session->sign.get();
+  if (!op) return Status(CKR_OPERATION_NOT_INITIALIZED, "C_Login(CKU_CONTEXT_SPECIFIC) needs an active C_SignInit");
+  if (!op->always_authenticate) return Status::Ok();  // nothing to authorise for this key
+  if (op->busy) return Status(CKR_OPERATION_ACTIVE, "another thread is using this session's signing operation");
+  if (!pin && pin_len) return Status(CKR_ARGUMENTS_BAD);
+  out = {st.client, ctx.session, op, op->key_handle};
+  op->busy = true;
+  return Status::Ok();
+}
+
+static Status finish_context_login(ContextLogin& c, const CK_UTF8CHAR* pin, CK_ULONG pin_len) {
+  uint32_t signatures = 0;
+  Status s = c.client->authorize(c.key_handle, pin, pin_len, signatures);
+  StateLock st;  // when finalized meanwhile nobody else can reach the session: mark it anyway
+  if (c.session->sign.get() == c.op) {
+    c.op->busy = false;
+    c.op->auth_failed = !s.ok();
+  }
+  RETURN_IF_ERROR(st.status());
+  if (s.ok()) return s;
+  CK_RV rv = s.rv();
+  bool allowed = rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_DEVICE_ERROR || rv == CKR_FUNCTION_FAILED ||
+                 rv == CKR_HOST_MEMORY || rv == CKR_GENERAL_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED;
+  return allowed ? s : Status(CKR_FUNCTION_FAILED, s.message());
+}
+
 // design.md "Login model": a token without CKF_LOGIN_REQUIRED logs in locally — the PIN is not
 // checked and never kept (access control is the socket's owner). A token with the flag (daemon
 // run with --client-secret-file) gets one LOGIN round trip; the daemon's verdict
@@ -75,13 +115,23 @@ static Status so_login_refusal(const SessionTable& sessions, CK_SLOT_ID slot) {
 Status login(CK_SESSION_HANDLE h, CK_USER_TYPE user, const CK_UTF8CHAR* pin, CK_ULONG pin_len) {
   std::shared_ptr<DaemonClient> client;
   CK_SLOT_ID slot_id = 0;
+  ContextLogin context;
   {
     StateLock st;
     RETURN_IF_ERROR(st.status());
     SessionCtx ctx;
     RETURN_IF_ERROR(session_ctx(st, h, ctx));
-    if (user == CKU_CONTEXT_SPECIFIC)
-      return ctx.session->sign ? Status::Ok() : Status(CKR_OPERATION_NOT_INITIALIZED);
+    if (user == CKU_CONTEXT_SPECIFIC) {
+      RETURN_IF_ERROR(begin_context_login(*st, ctx, pin, pin_len, context));
+      if (!context.op) return Status::Ok();
+    }
+  }
+  if (context.op) return finish_context_login(context, pin, pin_len);
+  {
+    StateLock st;
+    RETURN_IF_ERROR(st.status());
+    SessionCtx ctx;
+    RETURN_IF_ERROR(session_ctx(st, h, ctx));
     if (user == CKU_SO) return so_login_refusal(st->sessions, ctx.slot->id);
     if (user != CKU_USER) return Status(CKR_USER_TYPE_INVALID, "C_Login: only CKU_USER is supported");
     if (st->sessions.logged_in(ctx.slot->id))

@@ -42,7 +42,7 @@ void end_op(const std::shared_ptr<Session>& s, const SignOp* op) {
 // fetched again once (protocol.md "SIGN" errors).
 Status sign_round_trip(const std::shared_ptr<DaemonClient>& client, SignOp& op, const SignInput& in, CK_BYTE_PTR out) {
   Status s = client->sign(op.key_handle, op.primitive, in.hash_alg, op.mgf, op.salt_len, in.data, in.len, out,
-                          op.signature_len);
+                          op.signature_len, op.always_authenticate);
   if (s.rv() == CKR_KEY_HANDLE_INVALID) refresh_inventory(client);
   return s;
 }
@@ -57,6 +57,12 @@ Step begin_output(StateLock& st, CK_SESSION_HANDLE h, bool final_call, CK_BYTE_P
   op = sess->sign.get();
   if (!op) { result = Status(CKR_OPERATION_NOT_INITIALIZED); return Step::Done; }
   if (op->busy) { result = Status(CKR_OPERATION_ACTIVE, "another thread is using this session's signing operation"); return Step::Done; }
+  if (op->auth_failed) {
+    sess->sign.reset();
+    result = Status(CKR_USER_NOT_LOGGED_IN, "the context-specific login (C_Login(CKU_CONTEXT_SPECIFIC)) of this signing "
+                                            "operation failed: C_SignInit again and log in with a valid OTP/PIN");
+    return Step::Done;
+  }
   if (!sig_len) { sess->sign.reset(); result = Status(CKR_ARGUMENTS_BAD); return Step::Done; }
   // C_Sign after C_SignUpdate, or C_SignFinal on a single-part mechanism: like SoftHSMv2, end
   // the operation with CKR_OPERATION_NOT_INITIALIZED (no multi-/single-part op is active).

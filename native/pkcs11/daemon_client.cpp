@@ -267,6 +267,25 @@ Status DaemonClient::login(uint32_t slot_id, uint64_t user_type, const uint8_t* 
   });
 }
 
+Status DaemonClient::authorize(const proto::Bytes& key_handle, const uint8_t* pin, size_t pin_len,
+                               uint32_t& signatures) {
+  if (pin_len > MAX_PIN) return Status(CKR_PIN_INCORRECT, "C_Login(CKU_CONTEXT_SPECIFIC): the OTP/PIN is longer than 255 bytes");
+  // The service answers an authorisation over the network: the SIGN deadline applies.
+  return with_connection(cfg_.sign_timeout_ms, [&](Connection& c, int timeout_ms, bool& stale) -> Status {
+    c.wbuf.clear();
+    c.wbuf.reserve(64 + proto::MAX_KEY_HANDLE + MAX_PIN);  // no reallocation leaves a copy of the OTP
+    uint32_t id = encode(c, proto::Call::Authorize,
+                         proto::AuthorizeRequestView{{key_handle.data(), key_handle.size()}, {pin, pin_len}});
+    proto::AuthorizeReply reply;
+    Status s = await_reply(c, proto::Call::Authorize, id, reply, timeout_ms, stale);
+    explicit_bzero(c.wbuf.data(), c.wbuf.size());
+    c.wbuf.clear();
+    RETURN_IF_ERROR(s);
+    signatures = reply.signatures;
+    return Status::Ok();
+  });
+}
+
 // ---- The calls ----------------------------------------------------------------------------
 
 Result<proto::InventoryReply> DaemonClient::get_inventory() {
@@ -278,13 +297,16 @@ Result<proto::InventoryReply> DaemonClient::get_inventory() {
 }
 
 Status DaemonClient::sign(const proto::Bytes& key_handle, uint64_t mechanism, uint64_t hash_alg, uint64_t mgf,
-                          uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len) {
+                          uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len,
+                          bool per_use_auth) {
   return with_connection(cfg_.sign_timeout_ms, [&](Connection& c, int timeout_ms, bool& stale) -> Status {
     proto::SignRequestView req{{key_handle.data(), key_handle.size()}, mechanism, hash_alg, mgf, salt_len, {data, data_len}};
     proto::SignReplyView reply;  // the signature, read in place from the connection's buffer
     // protocol.md "SIGN": daemon error replies pass through to the tool.
     Status s = call(c, proto::Call::Sign, req, reply, timeout_ms, stale);
-    if (s.rv() == CKR_USER_NOT_LOGGED_IN)  // the tool never logged in; its own error names no cause
+    if (s.rv() == CKR_USER_NOT_LOGGED_IN && per_use_auth)  // the daemon's sentence says how to authorise
+      notice_once(NoticeCause::AuthorizationRequired, s.message());
+    else if (s.rv() == CKR_USER_NOT_LOGGED_IN)  // the tool never logged in; its own error names no cause
       notice_once(NoticeCause::LoginRequired,
                   "the signbridge daemon at " + c.path() +
                       " requires a login before signing (it was started with --client-secret-file): give the tool that secret as its PIN, e.g. pkcs11-tool --login --pin, osslsigncode -pass, jarsigner -storepass, pin-value= in a pkcs11: URI");

@@ -33,8 +33,11 @@ class DaemonClient {
 
   // One SIGN round trip. On success the signature (exactly `sig_len` bytes) is in `out`.
   // Daemon error replies come back with their rv; transport failures as CKR_DEVICE_ERROR.
+  // `per_use_auth`: the key has CKA_ALWAYS_AUTHENTICATE, so CKR_USER_NOT_LOGGED_IN means "no
+  // authorisation held" and the notice is the daemon's own sentence (protocol.md "AUTHORIZE").
   Status sign(const proto::Bytes& key_handle, uint64_t mechanism, uint64_t hash_alg, uint64_t mgf,
-              uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len);
+              uint32_t salt_len, const uint8_t* data, size_t data_len, uint8_t* out, size_t sig_len,
+              bool per_use_auth = false);
 
   // One LOGIN round trip (protocol.md "LOGIN"). On success the PIN is kept and sent again after
   // HELLO on every new connection; the daemon's rv (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, …)
@@ -43,6 +46,10 @@ class DaemonClient {
   // Wipes the kept PIN (C_Logout of the last slot, C_Finalize) and drops idle connections
   // that were logged in with it.
   void forget_pin();
+  // One AUTHORIZE round trip (protocol.md "AUTHORIZE"): the context-specific login's OTP/PIN for
+  // the key of the active signing operation. Never kept; wiped from the frame buffer. On success
+  // `signatures` is how many signatures the authorisation allows.
+  Status authorize(const proto::Bytes& key_handle, const uint8_t* pin, size_t pin_len, uint32_t& signatures);
   // Fork child only (single-threaded, locks may be held by threads that do not exist): wipes
   // the PIN without locking.
   void wipe_pin_in_child();

@@ -72,6 +72,7 @@ KeyFacts derive_facts(const ObjectRec& o) {
   KeyFacts k;
   if (const Value* v = o.find(CKA_KEY_TYPE)) k.key_type = read_ulong(*v);
   k.sign = read_bool(o.find(CKA_SIGN), !o.key_handle.empty());
+  k.always_authenticate = read_bool(o.find(CKA_ALWAYS_AUTHENTICATE), false);
   if (const Value* v = o.find(CKA_ALLOWED_MECHANISMS)) {
     k.has_allowed = true;
     for (size_t i = 0; i + sizeof(CK_ULONG) <= v->size(); i += sizeof(CK_ULONG)) {

@@ -22,6 +22,7 @@ struct KeyFacts {
   size_t field_bytes = 0;    // EC (Weierstrass)
   size_t signature_len = 0;  // 0: unknown size/curve, cannot sign
   bool sign = false;         // CKA_SIGN
+  bool always_authenticate = false;  // CKA_ALWAYS_AUTHENTICATE: C_Login(CKU_CONTEXT_SPECIFIC) per operation
   bool has_allowed = false;  // CKA_ALLOWED_MECHANISMS present
   std::vector<CK_MECHANISM_TYPE> allowed;
 };

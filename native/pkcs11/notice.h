@@ -15,6 +15,7 @@ enum class NoticeCause : int {
   RefusedByDaemon,   // the daemon closed the connection unanswered (another uid)
   VersionMismatch,   // module and daemon speak different protocol versions
   LoginRequired,     // the daemon wants the client secret through C_Login first
+  AuthorizationRequired,  // a CKA_ALWAYS_AUTHENTICATE key signed without a valid context-specific login
   Count
 };
 

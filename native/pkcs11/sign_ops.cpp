@@ -104,6 +104,7 @@ Result<std::unique_ptr<SignOp>> make_sign_op(const SlotRec& slot, const ObjectRe
   op->signature_len = k.signature_len;
   op->modulus_bytes = k.modulus_bytes;
   op->key_handle = key.key_handle;
+  op->always_authenticate = k.always_authenticate;
 
   if (spec->primitive == CKM_RSA_PKCS_PSS) {
     // v2.40 §2.1.14: CK_RSA_PKCS_PSS_PARAMS, exactly.

@@ -27,6 +27,11 @@ struct SignOp {
   std::vector<uint8_t> message;  // CKM_EDDSA multi-part: the message so far (bounded by MAX_SIGN_DATA)
   bool updated = false; // C_SignUpdate was called: C_Sign is no longer allowed
   bool busy = false;    // a thread works on it with the state lock released
+  // PKCS#11 v2.40 §4.9 CKA_ALWAYS_AUTHENTICATE: the key wants C_Login(CKU_CONTEXT_SPECIFIC) after
+  // C_SignInit; the daemon turns it into an authorisation (protocol.md "AUTHORIZE").
+  bool always_authenticate = false;
+  // The last context-specific login of this operation failed: C_Sign refuses, nothing is signed.
+  bool auth_failed = false;
 
   // Multi-part (C_SignUpdate/C_SignFinal): the hash-and-sign mechanisms, whose data the module
   // hashes incrementally, and CKM_EDDSA, whose message it buffers — PureEdDSA needs the whole

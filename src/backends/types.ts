@@ -34,6 +34,12 @@ export interface Backend {
    * bytes; ECDSA: r‖s; EdDSA: 64 bytes), synchronously when the backend could sign at once.
    */
   sign(key: KeyRecord, params: SignParams): Buffer | Promise<Buffer>;
+  /**
+   * protocol.md "AUTHORIZE": a context-specific login's OTP/PIN for a key with
+   * alwaysAuthenticate. Resolves with how many signatures the authorisation allows; throws a
+   * SignbridgeError whose `.ckr` is one C_Login may return. Backends without such keys omit it.
+   */
+  authorize?(key: KeyRecord, secret: Buffer): Promise<number>;
   /** Finish in-flight signatures, then release the token. */
   close(): Promise<void>;
 }

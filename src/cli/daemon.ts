@@ -8,12 +8,14 @@ import { loadAddon } from '../native/loader.js';
 export const DAEMON_HELP = `Usage: signbridge daemon --backend pkcs11 --pkcs11-library <path> --token-label <label>
                         [--pin-file <file>] [--socket <path>] [--config <file>] [--log-level <lvl>]
        signbridge daemon --backend stm [--stm-host <url>] [--stm-client-cert-file <p12|pem>] …
+       signbridge daemon --backend csc [--csc-url <url>] [--csc-client-secret-file <file>] …
 
 Runs the signbridge daemon: it signs for libsignbridge-pkcs11.so over a unix socket.
 
 Options (each also a key of the same name in the --config JSON file; flags win over the
 environment, which wins over the file):
-  --backend <name>            pkcs11 (a local PKCS#11 token) or stm (DigiCert Software Trust Manager)
+  --backend <name>            pkcs11 (a local PKCS#11 token), stm (DigiCert Software Trust Manager)
+                              or csc (a CSC API v1 service: DigiCert Document Trust Manager)
   --pkcs11-library <path>     the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
   --token-label <label>       the token to use (or --slot-index <n>)
   --slot-index <n>            index among slots with a token present
@@ -58,6 +60,24 @@ stm backend (docs/stm-backend.md; the SM_* variables are the ones DigiCert's own
   SM_TLS_SKIP_VERIFY=true     do not check the server certificate (tests only; logged as a warning)
   Secrets (API key, certificate password) are never accepted as flags or config keys.
 
+csc backend (docs/csc-backend.md; the CSC emulator writes these variables to its env.sh):
+  --csc-url <url>             $SIGNBRIDGE_CSC_URL: the service's base URL (endpoints under /csc/v1/)
+  --csc-client-id <id>        $SIGNBRIDGE_CSC_CLIENT_ID: the OAuth 2.0 client
+  --csc-client-secret-file <f>
+                              file (mode 0600) holding the OAuth client secret, else
+                              $SIGNBRIDGE_CSC_CLIENT_SECRET
+  --csc-ca-file <f>           $SIGNBRIDGE_CSC_CA_FILE: CA of the server certificate
+  --csc-pin-file <f>          file (mode 0600) holding the credentials' PIN, else $SIGNBRIDGE_CSC_PIN
+                              (only for credentials that need a PIN besides the OTP, or PIN-only ones)
+  --csc-unauthorized <p>      a signature no authorisation covers: refuse (default:
+                              CKR_USER_NOT_LOGGED_IN and a log line saying how to authorise) or pin
+                              (PIN-only credentials: the daemon authorises with the PIN)
+  --csc-num-signatures <n>    signatures asked for per authorisation, at most the credential's
+                              multisign (default 16)
+  --csc-coalesce-ms <n>       a lone signature waits this long for others to share its signHash
+                              (default 0: only signatures queued behind a call in flight share one)
+  --token-label <label>       the token label tools see (default signbridge-csc)
+
 Logs go to stderr (JSON lines). Stop with SIGTERM or Ctrl-C: in-flight signatures finish first.
 
 Exit codes: 0 stopped cleanly; 1 unexpected failure; 2 usage/configuration error (flags, config,
@@ -87,6 +107,14 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'stm-client-cert-password-file': { type: 'string' },
       'stm-key-filter': { type: 'string' },
       'stm-refresh-s': { type: 'string' },
+      'csc-url': { type: 'string' },
+      'csc-client-id': { type: 'string' },
+      'csc-ca-file': { type: 'string' },
+      'csc-client-secret-file': { type: 'string' },
+      'csc-pin-file': { type: 'string' },
+      'csc-unauthorized': { type: 'string' },
+      'csc-num-signatures': { type: 'string' },
+      'csc-coalesce-ms': { type: 'string' },
       'sign-timeout-ms': { type: 'string' },
       'verify-signatures': { type: 'string' },
       'client-secret-file': { type: 'string' },

@@ -12,6 +12,7 @@ Commands:
                 (\`--backend pkcs11\`: the local chain with a throw-away SoftHSMv2 token)
   emulator      a local DigiCert Software Trust Manager emulator (\`signbridge emulator --help\`)
   doctor        check the module, the daemon, its keys and the signing tools; each problem with its fix
+  otp           ask the CSC service to send an OTP for a credential (csc backend; \`signbridge otp --help\`)
 
 Run \`signbridge <command> --help\` for a command's options.
 `;

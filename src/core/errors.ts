@@ -11,6 +11,7 @@ import {
   CKR_MECHANISM_INVALID,
   CKR_MECHANISM_PARAM_INVALID,
   CKR_PIN_INCORRECT,
+  CKR_PIN_LOCKED,
   CKR_USER_NOT_LOGGED_IN,
   ckrName,
 } from './pkcs11.js';
@@ -193,6 +194,73 @@ export const ERRORS = {
     (p) => `the signature STM returned for keypair ${p.keypair} (${p.sigAlg}) does not verify against its certificate's public key; not handed to the tool. Check that the keypair's certificate in STM belongs to the key, and report it to the STM admin`,
   ),
   SIGNBRIDGE_ERR_STM_REQUEST: entry<{ detail: string }>(CKR_FUNCTION_FAILED, (p) => `cannot sign through STM: ${p.detail}`),
+
+  // --- CSC backend (docs/csc-backend.md "Errors"): one CK_RV per CSC failure; the message is the
+  // daemon's one log line and what SIGNBRIDGE_DEBUG prints, so it never holds a secret ---
+  SIGNBRIDGE_ERR_CSC_CONFIG: entry<{ detail: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `invalid CSC configuration: ${p.detail} (see docs/csc-backend.md and \`signbridge daemon --help\`)`,
+  ),
+  SIGNBRIDGE_ERR_CSC_AUTH: entry<{ host: string; detail: string }>(
+    CKR_USER_NOT_LOGGED_IN,
+    (p) => `the CSC service at ${p.host} refused the OAuth client credentials (${p.detail}): check SIGNBRIDGE_CSC_CLIENT_ID and the client secret (SIGNBRIDGE_CSC_CLIENT_SECRET or --csc-client-secret-file)`,
+  ),
+  SIGNBRIDGE_ERR_CSC_TLS: entry<{ host: string; detail: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `TLS connection to the CSC service at ${p.host} failed (${p.detail}): check SIGNBRIDGE_CSC_URL, or give the CA of the server certificate with SIGNBRIDGE_CSC_CA_FILE / --csc-ca-file`,
+  ),
+  SIGNBRIDGE_ERR_CSC_OTP_INVALID: entry<{ credential: string; detail: string }>(
+    CKR_PIN_INCORRECT,
+    (p) => `the CSC service refused the OTP for ${p.credential} (${p.detail}); nothing was signed: request a new OTP with \`signbridge otp ${p.credential}\` and log in again with it (C_Login(CKU_CONTEXT_SPECIFIC); pdfsig -kpw; pkcs11-provider: pkcs11-module-token-pin)`,
+  ),
+  SIGNBRIDGE_ERR_CSC_PIN_INVALID: entry<{ credential: string; detail: string }>(
+    CKR_PIN_INCORRECT,
+    (p) => `the CSC service refused the PIN for ${p.credential} (${p.detail}); nothing was signed: check the credential's PIN (SIGNBRIDGE_CSC_PIN or --csc-pin-file); repeated failures may lock the credential`,
+  ),
+  SIGNBRIDGE_ERR_CSC_LOCKED: entry<{ credential: string; detail: string }>(
+    CKR_PIN_LOCKED,
+    (p) => `the CSC service will not authorise ${p.credential} (${p.detail}): the credential is locked or not ACTIVE; ask the Document Trust Manager administrator to unlock or reactivate it`,
+  ),
+  SIGNBRIDGE_ERR_CSC_NOT_AUTHORIZED: entry<{ credential: string }>(
+    CKR_USER_NOT_LOGGED_IN,
+    (p) => `${p.credential} needs an authorisation per use and none is held: run \`signbridge otp ${p.credential}\`, then give the OTP as the context-specific login (C_Login(CKU_CONTEXT_SPECIFIC) after C_SignInit; pdfsig -kpw <otp>; pkcs11-provider: pkcs11-module-token-pin = file:<otp file>); docs/csc-backend.md "Authorisation"`,
+  ),
+  SIGNBRIDGE_ERR_CSC_SAD_EXPIRED: entry<{ credential: string; detail: string }>(
+    CKR_USER_NOT_LOGGED_IN,
+    (p) => `the authorisation (SAD) for ${p.credential} expired or is used up (${p.detail}); nothing was signed: request a new OTP with \`signbridge otp ${p.credential}\` and log in again (C_Login(CKU_CONTEXT_SPECIFIC))`,
+  ),
+  SIGNBRIDGE_ERR_CSC_CREDENTIAL_STATE: entry<{ credential: string; state: string }>(
+    CKR_KEY_FUNCTION_NOT_PERMITTED,
+    (p) => `the CSC credential ${p.credential} is ${p.state}, and only ACTIVE credentials sign: ask the Document Trust Manager administrator to reactivate it, or use another credential`,
+  ),
+  SIGNBRIDGE_ERR_CSC_CREDENTIAL_NOT_FOUND: entry<{ credential: string; detail: string }>(
+    CKR_KEY_HANDLE_INVALID,
+    (p) => `the CSC service does not know credential ${p.credential} (${p.detail}); the daemon lists its credentials again: check \`signbridge keys\``,
+  ),
+  SIGNBRIDGE_ERR_CSC_SIG_ALG: entry<{ credential: string; detail: string }>(
+    CKR_MECHANISM_INVALID,
+    (p) => `the CSC service refused the signature algorithm for ${p.credential} (${p.detail}): pick a mechanism \`signbridge keys\` lists for the key`,
+  ),
+  SIGNBRIDGE_ERR_CSC_REFUSED: entry<{ host: string; what: string; detail: string }>(
+    CKR_FUNCTION_FAILED,
+    (p) => `the CSC service at ${p.host} refused ${p.what} (${p.detail}): check the request against the service's audit log; signbridge does not retry this`,
+  ),
+  SIGNBRIDGE_ERR_CSC_UNAVAILABLE: entry<{ host: string; what: string; attempts: number; last: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the CSC service at ${p.host} did not complete ${p.what} after ${p.attempts} attempt(s) (last: ${p.last}): check the network and the service status, then sign again`,
+  ),
+  SIGNBRIDGE_ERR_CSC_DEADLINE: entry<{ host: string; what: string; ms: number; last: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the CSC service at ${p.host} did not complete ${p.what} within ${p.ms} ms (${p.last}): check the network and the service status, or raise --sign-timeout-ms`,
+  ),
+  SIGNBRIDGE_ERR_CSC_RESPONSE: entry<{ host: string; what: string; detail: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the CSC service at ${p.host} answered ${p.what} with something signbridge cannot use (${p.detail}): check that SIGNBRIDGE_CSC_URL is the service's base URL (endpoints under /csc/v1/)`,
+  ),
+  SIGNBRIDGE_ERR_CSC_BAD_SIGNATURE: entry<{ credential: string }>(
+    CKR_DEVICE_ERROR,
+    (p) => `the signature the CSC service returned for ${p.credential} does not verify against its certificate's public key; not handed to the tool. Report it to the service's administrator`,
+  ),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

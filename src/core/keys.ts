@@ -28,6 +28,12 @@ export interface KeyRecord {
   mechanisms: number[];
   /** CKA_LOCAL as the backing token reports it (generated on the token). */
   local?: boolean;
+  /**
+   * CKA_ALWAYS_AUTHENTICATE (PKCS#11 v2.40 §4.9): each use needs its own authorisation, given by
+   * C_Login(CKU_CONTEXT_SPECIFIC) after C_SignInit (protocol.md "AUTHORIZE"); the csc backend's
+   * OTP/PIN credentials.
+   */
+  alwaysAuthenticate?: boolean;
 }
 
 export interface TokenRecord {

@@ -109,7 +109,7 @@ export function privateKeyObject(k: KeyRecord): P11Object {
     .add(CKA_EXTRACTABLE, FALSE)
     .add(CKA_ALWAYS_SENSITIVE, TRUE)
     .add(CKA_NEVER_EXTRACTABLE, TRUE)
-    .add(CKA_ALWAYS_AUTHENTICATE, FALSE)
+    .add(CKA_ALWAYS_AUTHENTICATE, k.alwaysAuthenticate ? TRUE : FALSE)
     .add(CKA_LOCAL, k.local ? TRUE : FALSE)
     .add(CKA_ALLOWED_MECHANISMS, ulongArray(k.mechanisms))
     .add(CKA_PUBLIC_KEY_INFO, k.spki);

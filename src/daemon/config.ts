@@ -10,12 +10,13 @@ import { dirname, join, resolve } from 'node:path';
 import { sbError } from '../core/errors.js';
 import { defaultSocketPath } from '../core/paths.js';
 import { DEFAULT_AUDIT_KEEP, DEFAULT_AUDIT_MAX_BYTES } from './audit.js';
+import { CSC_CONFIG_KEYS, CSC_PATH_KEYS, cscConfig, cscEnvOptions, type CscConfig, type CscRawOptions } from './csc-config.js';
 import { parseUidList } from './peer-policy.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const BACKENDS = ['pkcs11', 'stm'] as const;
+export const BACKENDS = ['pkcs11', 'stm', 'csc'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** The stm backend's settings (docs/stm-backend.md "Configuration"); no secrets, only where they are. */
@@ -47,6 +48,8 @@ export interface DaemonConfig {
   audit: { file: string; maxBytes: number; keep: number };
   /** Set when backend is "stm". */
   stm?: StmConfig | undefined;
+  /** Set when backend is "csc" (csc-config.ts). */
+  csc?: CscConfig | undefined;
   /** Set when backend is "pkcs11". */
   pkcs11: {
     library: string;
@@ -60,7 +63,7 @@ export interface DaemonConfig {
 }
 
 /** Flag/config-file keys (kebab-case, the same in both). */
-export interface RawOptions {
+export interface RawOptions extends CscRawOptions {
   backend?: string | undefined;
   socket?: string | undefined;
   'log-level'?: string | undefined;
@@ -91,15 +94,15 @@ export const CONFIG_KEYS: ReadonlyArray<keyof RawOptions> = [
   'backend', 'socket', 'log-level', 'pkcs11-library', 'token-label', 'slot-index', 'pin-file', 'sync-threshold-us', 'max-async-sessions',
   'stm-host', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
   'stm-key-filter', 'stm-refresh-s', 'sign-timeout-ms', 'verify-signatures',
-  'client-secret-file', 'allow-uid', 'audit-log', 'audit-max-bytes', 'audit-keep',
+  'client-secret-file', 'allow-uid', 'audit-log', 'audit-max-bytes', 'audit-keep', ...CSC_CONFIG_KEYS,
 ];
 const SECRET_KEYS = [
   'pin', 'user-pin', 'password', 'api-key', 'apiKey', 'stm-api-key', 'sm-api-key', 'SM_API_KEY', 'client-cert-password',
-  'stm-client-cert-password', 'SM_CLIENT_CERT_PASSWORD', 'client-secret', 'secret',
+  'stm-client-cert-password', 'SM_CLIENT_CERT_PASSWORD', 'client-secret', 'secret', 'csc-client-secret', 'csc-pin', 'otp',
 ];
 const PATH_KEYS = [
   'socket', 'pkcs11-library', 'pin-file', 'stm-client-cert-file', 'stm-client-key-file', 'stm-ca-file', 'stm-api-key-file', 'stm-client-cert-password-file',
-  'client-secret-file', 'audit-log',
+  'client-secret-file', 'audit-log', ...CSC_PATH_KEYS,
 ] as const;
 
 function bad(detail: string): Error {
@@ -181,6 +184,7 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
     ...(env.SM_CLIENT_CERT_FILE ? { 'stm-client-cert-file': env.SM_CLIENT_CERT_FILE } : {}),
     ...(env.SM_CLIENT_KEY_FILE ? { 'stm-client-key-file': env.SM_CLIENT_KEY_FILE } : {}),
     ...(env.SIGNBRIDGE_STM_CA_FILE || env.SM_CA_FILE ? { 'stm-ca-file': env.SIGNBRIDGE_STM_CA_FILE || env.SM_CA_FILE } : {}),
+    ...cscEnvOptions(env),
   };
   const defined = (o: RawOptions): RawOptions => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as RawOptions;
   const o: RawOptions = { ...defined(file), ...defined(envOpts), ...defined(flagOpts) };
@@ -205,6 +209,10 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
     },
   };
   if (backend === 'stm') return { ...common, stm: stmConfig(o, env), pkcs11: { library: '' } };
+  if (backend === 'csc') {
+    const signing = { signTimeoutMs: intOf('sign-timeout-ms', o['sign-timeout-ms'], 1) ?? 30_000, verifySignatures: boolOf('verify-signatures', o['verify-signatures'], true) };
+    return { ...common, csc: cscConfig(o, signing), pkcs11: { library: '' } };
+  }
   const library = o['pkcs11-library'];
   if (!library) throw bad('--pkcs11-library <path> is required for the pkcs11 backend (SoftHSMv2: /usr/lib/softhsm/libsofthsm2.so)');
   const tokenLabel = o['token-label'];

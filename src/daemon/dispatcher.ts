@@ -10,7 +10,7 @@ import { CKF_LOGIN_REQUIRED, CKF_USER_PIN_INITIALIZED, CKR_FUNCTION_FAILED, CKR_
 import type { Backend } from '../backends/types.js';
 import {
   PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, encodeErrorReply, encodeReply, withId,
-  type CallName, type HelloRequest, type SignRequest,
+  type AuthorizeRequest, type CallName, type HelloRequest, type SignRequest,
 } from '../ipc/protocol.js';
 import type { AuditSink, AuditTicket } from './audit.js';
 import type { LoginGate } from './client-auth.js';
@@ -121,6 +121,8 @@ export class Dispatcher {
         }
         case 'SIGN':
           return this.sign(conn, m.id, m.body, !!this.o.login?.required && !loggedIn);
+        case 'AUTHORIZE':
+          return this.authorize(conn, m.id, m.body, !!this.o.login?.required && !loggedIn);
         default:
           throw sbError('SIGNBRIDGE_ERR_PROTOCOL', { detail: `a second ${m.call} on a greeted connection` });
       }
@@ -189,6 +191,46 @@ export class Dispatcher {
     // both settle before the reply: the signature and the record's write (either may finish first)
     return Promise.all([done, durable.then(() => undefined, (ae: unknown) => ({ ae }))]).then(([s, failed]) =>
       failed ? this.withhold(call, failed.ae) : this.signed(call, s),
+    );
+  }
+
+  /**
+   * protocol.md "AUTHORIZE": a context-specific login for the key of the module's active
+   * operation. The secret's bytes are wiped once the backend has them.
+   */
+  private authorize(conn: Connection, id: number, req: AuthorizeRequest, needLogin: boolean): void | Promise<void> {
+    if (this.cachedGen !== this.backend.generation()) this.refresh();
+    const key = this.byHandle.get(req.key_handle.toString('hex'));
+    const fail = (e: unknown): void => {
+      const { rv, message } = replyError(e);
+      conn.log.warn({ rv: ckrName(rv), key: key?.label, err: message }, 'authorisation failed');
+      conn.send(encodeErrorReply('AUTHORIZE', id, rv, message));
+    };
+    let p: Promise<number>;
+    try {
+      if (needLogin) throw LOGIN_REQUIRED();
+      if (!key) throw sbError('SIGNBRIDGE_ERR_KEY_NOT_FOUND', { handle: req.key_handle.toString('hex') || '(empty)' });
+      if (!key.alwaysAuthenticate || !this.backend.authorize) {
+        req.pin.fill(0);
+        conn.send(encodeReply('AUTHORIZE', id, { signatures: 0 }));
+        return;
+      }
+      p = this.backend.authorize(key, req.pin);
+    } catch (e) {
+      req.pin.fill(0);
+      fail(e);
+      return;
+    }
+    return p.then(
+      (signatures) => {
+        req.pin.fill(0);
+        conn.log.info({ key: key.label, signatures }, 'authorised');
+        conn.send(encodeReply('AUTHORIZE', id, { signatures }));
+      },
+      (e: unknown) => {
+        req.pin.fill(0);
+        fail(e);
+      },
     );
   }
 

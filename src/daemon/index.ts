@@ -13,6 +13,10 @@ import { readPin } from '../backends/pkcs11/pin.js';
 import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
 import { StmBackend } from '../backends/stm/index.js';
+import { readCscSecretFile } from '../backends/csc/credentials.js';
+import { CscError } from '../backends/csc/errors.js';
+import { CscBackend } from '../backends/csc/index.js';
+import type { CscConfig } from './csc-config.js';
 import type { Backend } from '../backends/types.js';
 import { AuditLog } from './audit.js';
 import { ClientSecret, type LoginGate } from './client-auth.js';
@@ -39,6 +43,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
 export function exitCodeFor(e: unknown): number {
   // STM: a configuration mistake is exit 2; anything the service or the network did at start is 3.
   if (e instanceof StmError) return e.stmCode === 'SIGNBRIDGE_ERR_STM_CONFIG' ? EXIT.CONFIG : EXIT.BACKEND;
+  if (e instanceof CscError) return e.cscCode === 'SIGNBRIDGE_ERR_CSC_CONFIG' ? EXIT.CONFIG : EXIT.BACKEND;
   return e instanceof SignbridgeError ? (EXIT_BY_CODE[e.code] ?? EXIT.FAILURE) : EXIT.FAILURE;
 }
 
@@ -73,6 +78,30 @@ export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.Proces
   });
 }
 
+/** The csc backend; the OAuth client secret and the PIN come from the environment or 0600 files. */
+export function createCscBackend(cfg: CscConfig, log: Logger, env: NodeJS.ProcessEnv): CscBackend {
+  const fromEnvOrFile = (name: string, file: string | undefined, what: string): string | undefined => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    return file ? readCscSecretFile(file, what) : undefined;
+  };
+  return new CscBackend({
+    url: cfg.url,
+    clientId: cfg.clientId,
+    clientSecret: fromEnvOrFile('SIGNBRIDGE_CSC_CLIENT_SECRET', cfg.clientSecretFile, 'CSC client secret') ?? '',
+    caFile: cfg.caFile,
+    tokenLabel: cfg.tokenLabel,
+    pin: fromEnvOrFile('SIGNBRIDGE_CSC_PIN', cfg.pinFile, 'CSC credential PIN'),
+    policy: cfg.policy,
+    numSignatures: cfg.numSignatures,
+    lingerMs: cfg.coalesceMs,
+    signTimeoutMs: cfg.signTimeoutMs,
+    verifySignatures: cfg.verifySignatures,
+    userAgent: USER_AGENT,
+    logger: log.child({ backend: 'csc' }),
+  });
+}
+
 export interface RunningDaemon {
   socketPath: string;
   backend: Backend;
@@ -94,6 +123,7 @@ export interface StartOptions {
 
 function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
   if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env);
+  if (cfg.backend === 'csc') return createCscBackend(cfg.csc!, log, env);
   const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
   return new Pkcs11Backend({
     library: cfg.pkcs11.library,

@@ -1,4 +1,4 @@
-// Runs `signbridge daemon --backend pkcs11|stm …` as a child process (the demo and the tests use
+// Runs `signbridge daemon --backend pkcs11|stm|csc …` as a child process (the demo and the tests use
 // it): waits until the socket answers HELLO, fails fast with the daemon's own stderr if it exits
 // early, and stops it on request. Secrets never travel as arguments: the PIN as a file path
 // (--pin-file), STM credentials in the environment (SM_API_KEY, SM_CLIENT_CERT_PASSWORD).
@@ -12,7 +12,7 @@ import { waitForDaemon } from '../ipc/client.js';
 
 export interface StartDaemonOptions {
   /** default pkcs11; "stm" takes its settings from `env` (SM_HOST, …) and `extraArgs` */
-  backend?: 'pkcs11' | 'stm';
+  backend?: 'pkcs11' | 'stm' | 'csc';
   socket: string;
   /** pkcs11 backend only */
   softhsmConf?: string;
@@ -83,7 +83,8 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaem
   const cli = opts.cli ?? cliPath();
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = createWriteStream(opts.logFile, { flags: 'a', mode: 0o600 });
-  const stm = opts.backend === 'stm';
+  // stm and csc take their settings from the environment (SM_*, SIGNBRIDGE_CSC_*) and extraArgs
+  const stm = opts.backend === 'stm' || opts.backend === 'csc';
   if (!stm && (!opts.library || !opts.tokenLabel || !opts.pinFile || !opts.softhsmConf)) {
     throw new DaemonStartError('the pkcs11 backend needs library, tokenLabel, pinFile and softhsmConf');
   }
@@ -91,7 +92,7 @@ export async function startDaemon(opts: StartDaemonOptions): Promise<RunningDaem
     cli,
     'daemon',
     '--backend',
-    stm ? 'stm' : 'pkcs11',
+    opts.backend ?? 'pkcs11',
     ...(stm ? [] : ['--pkcs11-library', opts.library!, '--token-label', opts.tokenLabel!, '--pin-file', opts.pinFile!]),
     '--socket',
     opts.socket,

@@ -19,7 +19,7 @@ import { startDaemon, type RunningDaemon } from './daemon-process.js';
 import { osslsigncodeSign, osslsigncodeVerify, parseVerify } from './osslsigncode.js';
 import { aptLine, missingFor, requiredFile } from './requirements.js';
 
-const USAGE = `usage: signbridge demo [--backend stm|pkcs11] [--state-dir <dir>]
+const USAGE = `usage: signbridge demo [--backend stm|pkcs11|csc] [--state-dir <dir>]
 
 stm (default): starts a local DigiCert Software Trust Manager emulator (HTTPS with mTLS; an
 RSA-3072 and an ECDSA P-256 keypair in its SoftHSMv2 token, certificates from its own CA), starts
@@ -30,7 +30,8 @@ with osslsigncode against the emulator's CA.
 pkcs11: the local chain — a SoftHSMv2 token with an RSA-3072 and an ECDSA P-256 key, a daemon
 with --backend pkcs11 on it, the same signing and verification.
 
-  --backend <name>    stm (default) or pkcs11
+  --backend <name>    stm (default), pkcs11, or csc (a PDF signed with pdfsig through the CSC
+                      emulator, an OTP per signature; verified by pdfsig)
   --state-dir <dir>   where the emulator/token, certificates, signed files and logs go
                       (default <signbridge>/state/demo; recreated on every run)
 `;
@@ -47,7 +48,7 @@ interface Row {
   ok: boolean;
 }
 
-type DemoBackend = 'stm' | 'pkcs11';
+type DemoBackend = 'stm' | 'pkcs11' | 'csc';
 
 function parseArgs(args: string[]): { stateDir: string; backend: DemoBackend } | { help: true } | { error: string } {
   let stateDir = join(packageRoot(), 'state', 'demo');
@@ -61,7 +62,7 @@ function parseArgs(args: string[]): { stateDir: string; backend: DemoBackend } |
     else if (a.startsWith('--backend=')) backend = a.slice('--backend='.length);
     else return { error: `unknown argument "${a}"` };
   }
-  if (backend !== 'stm' && backend !== 'pkcs11') return { error: `--backend must be stm or pkcs11, not "${backend}"` };
+  if (backend !== 'stm' && backend !== 'pkcs11' && backend !== 'csc') return { error: `--backend must be stm, pkcs11 or csc, not "${backend}"` };
   return { stateDir: resolve(stateDir), backend };
 }
 
@@ -124,7 +125,8 @@ async function demo(args: string[]): Promise<number> {
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(stateDir, MARKER), 'made by `signbridge demo`; deleted and recreated on every run\n');
-  say(`signbridge demo (${backend === 'stm' ? 'remote chain: DigiCert STM emulator' : 'local chain: SoftHSMv2'}) — state in ${stateDir}`);
+  const chain = { stm: 'remote chain: DigiCert STM emulator', pkcs11: 'local chain: SoftHSMv2', csc: 'document signing: CSC emulator, pdfsig' }[backend];
+  say(`signbridge demo (${chain}) — state in ${stateDir}`);
 
   // a unix socket path must fit sun_path (108 bytes): fall back to a private temp dir
   let runDir = join(stateDir, 'run');
@@ -132,6 +134,7 @@ async function demo(args: string[]): Promise<number> {
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const socket = join(runDir, 'signbridge.sock');
   const logFile = join(stateDir, 'daemon.log');
+  if (backend === 'csc') return (await import('./demo-csc.js')).cscChain({ stateDir, socket, logFile, module, say });
   return backend === 'stm' ? remoteChain(stateDir, socket, logFile, module) : localChain(stateDir, socket, logFile, module);
 }
 

@@ -123,7 +123,7 @@ export class DaemonClient {
           return;
         }
         const id = this.nextId++ >>> 0;
-        const ms = call === 'SIGN' ? this.signTimeoutMs : this.timeoutMs;
+        const ms = call === 'SIGN' || call === 'AUTHORIZE' ? this.signTimeoutMs : this.timeoutMs;
         const timer = setTimeout(() => {
           const e = sbError('SIGNBRIDGE_ERR_TIMEOUT', { path: this.socketPath, what: call, ms });
           this.fail(e);
@@ -155,6 +155,11 @@ export class DaemonClient {
 
   async sign(req: SignRequest): Promise<Buffer> {
     return (await this.request('SIGN', req)).signature;
+  }
+
+  /** protocol.md "AUTHORIZE": an OTP/PIN for a CKA_ALWAYS_AUTHENTICATE key → signatures it allows. */
+  async authorize(keyHandle: Buffer, pin: Buffer): Promise<number> {
+    return (await this.request('AUTHORIZE', { key_handle: keyHandle, pin })).signatures;
   }
 
   close(): void {

@@ -79,6 +79,13 @@ export const LOGIN_REQUEST: Struct = [
   ['pin', 'bytes'],
 ];
 export const LOGIN_REPLY: Struct = [];
+export const AUTHORIZE_REQUEST: Struct = [
+  ['key_handle', 'bytes', { max: MAX_KEY_HANDLE }],
+  ['pin', 'bytes'],
+];
+export const AUTHORIZE_REPLY: Struct = [
+  ['signatures', 'u32'],
+];
 
 // The call table (SB_CALL).
 export const CALLS = {
@@ -86,6 +93,7 @@ export const CALLS = {
   GET_INVENTORY: { code: 0x02, request: INVENTORY_REQUEST, reply: INVENTORY_REPLY },
   SIGN: { code: 0x03, request: SIGN_REQUEST, reply: SIGN_REPLY },
   LOGIN: { code: 0x04, request: LOGIN_REQUEST, reply: LOGIN_REPLY },
+  AUTHORIZE: { code: 0x05, request: AUTHORIZE_REQUEST, reply: AUTHORIZE_REPLY },
 } as const satisfies Record<string, { code: number; request: Struct; reply: Struct }>;
 
 /** The decoded shape of every record (u64 → bigint, bytes → Buffer, str → string, array → array). */
@@ -102,16 +110,20 @@ export interface Records {
   SignReply: { signature: Buffer };
   LoginRequest: { slot_id: number; user_type: bigint; pin: Buffer };
   LoginReply: Record<string, never>;
+  AuthorizeRequest: { key_handle: Buffer; pin: Buffer };
+  AuthorizeReply: { signatures: number };
 }
 export interface RequestBodies {
   HELLO: Records['HelloRequest'];
   GET_INVENTORY: Record<string, never>;
   SIGN: Records['SignRequest'];
   LOGIN: Records['LoginRequest'];
+  AUTHORIZE: Records['AuthorizeRequest'];
 }
 export interface ReplyBodies {
   HELLO: Records['HelloReply'];
   GET_INVENTORY: Records['InventoryReply'];
   SIGN: Records['SignReply'];
   LOGIN: Record<never, never>;
+  AUTHORIZE: Records['AuthorizeReply'];
 }

@@ -44,6 +44,7 @@ export type InventoryReply = Records['InventoryReply'];
 export type SignRequest = Records['SignRequest'];
 export type SignReply = Records['SignReply'];
 export type LoginRequest = Records['LoginRequest'];
+export type AuthorizeRequest = Records['AuthorizeRequest'];
 export type Empty = Record<string, never>;
 /** LOGIN's reply has no fields after rv (an intersection with Empty would forbid `rv`). */
 export type NoFields = Record<never, never>;

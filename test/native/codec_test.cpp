@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -210,6 +211,18 @@ std::vector<Bytes> sample_frames() {
     uint8_t pin[] = {'t', 'e', 's', 't', '-', 'p', 'i', 'n'};
     encode_request(b, Call::Login, 5, LoginRequestView{1, 1, {pin, sizeof pin}});
   });
+  add([](Bytes& b) {
+    AuthorizeRequest m;
+    m.key_handle = Bytes(16, 0xab); m.pin = {'1', '2', '3', '4', '5', '6'};
+    encode_request(b, Call::Authorize, 7, m);
+  });
+  add([](Bytes& b) { encode_ok_reply(b, Call::Authorize, 7, AuthorizeReply{16}); });
+  add([](Bytes& b) {  // the module's zero-copy form encodes the same bytes as AuthorizeRequest
+    uint8_t kh[16];
+    memset(kh, 0xab, sizeof kh);
+    uint8_t otp[] = {'1', '2', '3', '4', '5', '6'};
+    encode_request(b, Call::Authorize, 7, AuthorizeRequestView{{kh, sizeof kh}, {otp, sizeof otp}});
+  });
   return out;
 }
 
@@ -311,8 +324,9 @@ int self_test() {
     std::string err;
     return decode_frame(b.data(), b.size(), g, err);
   };
-  expect(!mutated(0, 4, 0x05), "reserved call 0x05 rejected");
+  expect(!mutated(0, 4, 0x06), "reserved call 0x06 rejected");
   expect(frames[7] == frames[10], "LoginRequestView encodes like LoginRequest");
+  expect(frames[11] == frames[13], "AuthorizeRequestView encodes like AuthorizeRequest");
   {  // LOGIN with an empty PIN is well-formed (the daemon answers CKR_PIN_INCORRECT)
     Bytes b;
     encode_request(b, Call::Login, 9, LoginRequest{0, 1, {}});

@@ -280,7 +280,7 @@ export function auditRecord(e: SignAuditEvent): Record<string, unknown> {
       : { hash: null, data_sha256: createHash('sha256').update(data).digest('hex') };
   return {
     time: e.time.toISOString(),
-    peer: e.peer ? { uid: e.peer.uid, pid: e.peer.pid, exe: e.peer.exe } : null,
+    peer: e.peer ? { uid: e.peer.uid, pid: e.peer.pid, exe: e.peer.exe, ...(e.peer.sid ? { sid: e.peer.sid } : {}) } : null,
     key: { id: key ? key.id.toString('hex') : null, label: key ? key.label : null, handle: e.req.key_handle.toString('hex') },
     mechanism: ckmName(e.req.mechanism),
     ...digest,

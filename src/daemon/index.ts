@@ -19,6 +19,7 @@ import { ClientSecret, type LoginGate } from './client-auth.js';
 import type { DaemonConfig, StmConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
 import { checkSecretFiles, readClientSecretFile } from './secrets.js';
+import type { PipeApi } from './pipe-server.js';
 import { DaemonServer } from './server.js';
 
 import { EXIT, VERSION } from '../core/exit-codes.js';
@@ -90,6 +91,8 @@ export interface StartOptions {
   requirePeerCredentials?: boolean | undefined;
   /** The daemon's own uid for the peer check (default process.getuid()); cfg.allowUids are let in besides it. */
   ownUid?: number | undefined;
+  /** Windows: the addon's named-pipe server (src/daemon/pipe-server.ts). */
+  pipe?: PipeApi | undefined;
 }
 
 function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
@@ -139,6 +142,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     requirePeerCredentials: opts.requirePeerCredentials,
     ownUid: opts.ownUid,
     allowUids: cfg.allowUids,
+    pipe: opts.pipe,
   });
   try {
     await server.listen();
@@ -150,7 +154,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   const keys = backend.tokens().reduce((n, t) => n + t.keys.length, 0);
   log.info(
     {
-      socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined,
+      socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined || opts.pipe !== undefined,
       ...(cfg.allowUids.length ? { allowUids: cfg.allowUids } : {}),
     },
     'listening',

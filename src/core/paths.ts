@@ -55,3 +55,13 @@ export function ensurePrivateDir(dir: string): void {
   if ((st.mode & 0o077) !== 0)
     throw sbError('SIGNBRIDGE_ERR_SOCKET_DIR', { dir, problem: `its mode is 0${(st.mode & 0o777).toString(8)}, group/others have access` });
 }
+
+/**
+ * true when group or others may read a file of this mode. Always false on Windows: Node reports
+ * mode bits made up from the read-only attribute there (0o666 / 0o444); access is the file's ACL,
+ * and files under the user's profile inherit one that admits only the user, SYSTEM and
+ * Administrators (docs/windows.md "Files and permissions").
+ */
+export function groupOrOthersCanRead(mode: number, platform: NodeJS.Platform = process.platform): boolean {
+  return platform !== 'win32' && (mode & 0o077) !== 0;
+}

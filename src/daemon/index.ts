@@ -8,7 +8,6 @@
 //   4  the socket is in use by another daemon, or its directory is unsafe
 import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
-import { Pkcs11Backend } from '../backends/pkcs11/index.js';
 import { readPin } from '../backends/pkcs11/pin.js';
 import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
@@ -95,9 +94,12 @@ export interface StartOptions {
   pipe?: PipeApi | undefined;
 }
 
-function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
+async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Promise<Backend> {
   if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env);
   const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
+  // Loaded only for this backend: pkcs11js is a native addon, and an stm daemon runs where none
+  // was built for it (Windows: docs/windows.md "The pkcs11 backend on Windows").
+  const { Pkcs11Backend } = await import('../backends/pkcs11/index.js');
   return new Pkcs11Backend({
     library: cfg.pkcs11.library,
     tokenLabel: cfg.pkcs11.tokenLabel,
@@ -123,7 +125,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
   checkSecretFiles(cfg);
   const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
-  const backend = createBackend(cfg, log, opts.env ?? process.env);
+  const backend = await createBackend(cfg, log, opts.env ?? process.env);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
   const audit = await openAudit(cfg, log);

@@ -43,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'doctor':
       return (await import('./doctor.js')).runDoctor(rest);
+    case 'windows':
+      return (await import('./windows.js')).runWindows(rest);
     default:
       process.stderr.write(`signbridge: unknown command "${cmd}"\n\n${USAGE}`);
       return EXIT.CONFIG;

@@ -7,6 +7,8 @@
 //   CHECK ok|FAIL <what>
 //   KEY <name> <algorithm> <bits> <certificate DER hex>
 //   SIG <name> <PKCS1|PSS|ECDSA> <SHA256|SHA384> <message hex> <signature hex>
+// ksp_harness.exe <dll> --no-daemon: OpenKey with no daemon on the pipe → NTE_DEVICE_NOT_READY,
+// and how long that took ("ELAPSED_MS <n>").
 #include <windows.h>
 #include <bcrypt.h>
 #include <ncrypt.h>
@@ -184,6 +186,16 @@ int main(int argc, char** argv) {
   NCRYPT_PROV_HANDLE p = 0;
   SECURITY_STATUS st = t->OpenProvider(&p, L"Signbridge Key Storage Provider", 0);
   check(st == ERROR_SUCCESS && p != 0, "OpenProvider " + status(st));
+  if (argc == 3 && !strcmp(argv[2], "--no-daemon")) {
+    NCRYPT_KEY_HANDLE k = 0;
+    ULONGLONG start = GetTickCount64();
+    st = t->OpenKey(p, &k, L"codesign-ec", 0, 0);
+    printf("ELAPSED_MS %llu\n", static_cast<unsigned long long>(GetTickCount64() - start));
+    check(st == NTE_DEVICE_NOT_READY, "OpenKey with no daemon is NTE_DEVICE_NOT_READY " + status(st));
+    check(t->FreeProvider(p) == ERROR_SUCCESS, "FreeProvider");
+    printf("DONE %d failed\n", failures);
+    return failures ? 1 : 0;
+  }
   DWORD n = 0;
   st = t->GetProviderProperty(p, NCRYPT_NAME_PROPERTY, nullptr, 0, &n, 0);
   std::vector<BYTE> pname(n);

@@ -44,7 +44,7 @@ export const WINDOWS_HELP = `Usage: signbridge windows install-ksp [--dll <signb
        signbridge windows certsync [--socket <pipe>]
        signbridge windows certdesync
 
-Windows only (docs/windows.md "signtool"): signtool finds a private key through CNG, so
+Windows only (docs/windows-signtool.md): signtool finds a private key through CNG, so
 signbridge ships a CNG key storage provider, "Signbridge Key Storage Provider".
   install-ksp     copy signbridge-ksp.dll to %SystemRoot%\\System32 and register the provider
                   (administrator); prints the registry entries it made

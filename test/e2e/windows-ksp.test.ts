@@ -1,4 +1,4 @@
-// The CNG key storage provider under Wine (docs/windows.md "signtool"): Wine's ncrypt never loads
+// The CNG key storage provider under Wine (docs/windows-signtool.md): Wine's ncrypt never loads
 // a third-party KSP, so test/native/ksp_harness.cpp loads signbridge-ksp.dll itself and drives it
 // as the CNG router would, against the real daemon under Windows Node on a named pipe (stm backend
 // → the STM emulator running natively). Each signature is verified by Wine's

@@ -129,6 +129,11 @@ class Server : public Napi::ObjectWrap<Server> {
     own_sid_ = token_sid(GetCurrentProcess(), err);
     if (own_sid_.empty()) throw coded(env, "cannot read the daemon's own user SID: " + err, "SIGNBRIDGE_ERR_PEERCRED");
     build_dacl();
+    // FILE_FLAG_FIRST_PIPE_INSTANCE is the refusal on Windows; Wine ignores it, so ask first too:
+    // WaitNamedPipeW fails with ERROR_FILE_NOT_FOUND only when no instance of the name exists.
+    if (WaitNamedPipeW(name_.c_str(), 1) || GetLastError() != ERROR_FILE_NOT_FOUND)
+      throw coded(env, "the named pipe " + to_utf8(name_) + " already exists (another daemon or another user holds it)",
+                  "SIGNBRIDGE_ERR_PIPE_EXISTS");
     HANDLE first = create_instance(true);
     if (first == INVALID_HANDLE_VALUE) {
       DWORD e = GetLastError();

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
 const prebuildify = require('prebuildify');
+import { buildWin32Prebuilds } from './prebuilds-win32.mjs';
 
 const tuple = `${process.platform}-${process.arch}`;
 // keep in step with MODULE_FILE in src/native/loader.ts
@@ -79,6 +80,14 @@ async function main(stage) {
     chmodSync(join(dest, f), 0o755);
   }
   process.stdout.write(`prebuilds: ${dest}: ${readdirSync(dest).sort().join(', ')}\n`);
+
+  // win32-x64, cross-built with mingw-w64 (a separate step: scripts/prebuilds-win32.mjs)
+  try {
+    const built = buildWin32Prebuilds(root, stage);
+    process.stdout.write(`prebuilds: ${join(root, 'prebuilds', 'win32-x64')}: ${built.join(', ')}\n`);
+  } catch (e) {
+    die(e.message);
+  }
 }
 
 const stage = mkdtempSync(join(tmpdir(), 'signbridge-prebuilds-'));

@@ -21,74 +21,19 @@
 #include <thread>
 #include <vector>
 
-#include "../pkcs11/win_text.h"  // windows.h first: sddl.h needs its macros
-
-#include <sddl.h>
+#include "pipe_peer_win.h"
 
 namespace {
 
 using sb::to_utf8;
 using sb::to_wide;
 using sb::win_error_text;
+using sb::pipe::identify;
+using sb::pipe::Peer;
+using sb::pipe::sid_string;
+using sb::pipe::token_sid;
 
 constexpr DWORD BUF = 65536;
-
-std::string token_sid(HANDLE process, std::string& err) {
-  HANDLE token = nullptr;
-  if (!OpenProcessToken(process, TOKEN_QUERY, &token)) {
-    err = "OpenProcessToken: " + win_error_text(GetLastError());
-    return {};
-  }
-  DWORD len = 0;
-  GetTokenInformation(token, TokenUser, nullptr, 0, &len);
-  std::vector<char> buf(len ? len : 1);
-  std::string sid;
-  if (len && GetTokenInformation(token, TokenUser, buf.data(), len, &len)) {
-    PSID p = reinterpret_cast<TOKEN_USER*>(buf.data())->User.Sid;
-    sid.assign(reinterpret_cast<const char*>(p), GetLengthSid(p));
-  } else {
-    err = "GetTokenInformation: " + win_error_text(GetLastError());
-  }
-  CloseHandle(token);
-  return sid;
-}
-
-std::string sid_string(const std::string& sid) {
-  wchar_t* s = nullptr;
-  if (sid.empty() || !ConvertSidToStringSidW(const_cast<char*>(sid.data()), &s)) return "";
-  std::string out = to_utf8(s);
-  LocalFree(s);
-  return out;
-}
-
-// Who is at the other end of a connected pipe instance.
-struct Peer {
-  DWORD pid = 0;
-  std::string sid;  // binary; empty when unknown
-  std::string exe;
-  std::string error;  // why sid is unknown
-};
-
-Peer identify(HANDLE pipe) {
-  Peer p;
-  ULONG pid = 0;
-  if (!GetNamedPipeClientProcessId(pipe, &pid)) {
-    p.error = "GetNamedPipeClientProcessId: " + win_error_text(GetLastError());
-    return p;
-  }
-  p.pid = pid;
-  HANDLE proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
-  if (!proc) {
-    p.error = "OpenProcess: " + win_error_text(GetLastError());
-    return p;
-  }
-  p.sid = token_sid(proc, p.error);
-  wchar_t path[1024];
-  DWORD n = 1024;
-  if (QueryFullProcessImageNameW(proc, 0, path, &n)) p.exe = to_utf8(std::wstring(path, n));
-  CloseHandle(proc);
-  return p;
-}
 
 struct Event {
   enum Kind { Connect, Data, Close } kind;
@@ -129,6 +74,11 @@ class Server : public Napi::ObjectWrap<Server> {
     own_sid_ = token_sid(GetCurrentProcess(), err);
     if (own_sid_.empty()) throw coded(env, "cannot read the daemon's own user SID: " + err, "SIGNBRIDGE_ERR_PEERCRED");
     build_dacl();
+    // FILE_FLAG_FIRST_PIPE_INSTANCE is the refusal on Windows; Wine ignores it, so ask first too:
+    // WaitNamedPipeW fails with ERROR_FILE_NOT_FOUND only when no instance of the name exists.
+    if (WaitNamedPipeW(name_.c_str(), 1) || GetLastError() != ERROR_FILE_NOT_FOUND)
+      throw coded(env, "the named pipe " + to_utf8(name_) + " already exists (another daemon or another user holds it)",
+                  "SIGNBRIDGE_ERR_PIPE_EXISTS");
     HANDLE first = create_instance(true);
     if (first == INVALID_HANDLE_VALUE) {
       DWORD e = GetLastError();

@@ -22,6 +22,7 @@ import {
   windowsNode,
   windowsPackageTree,
   winPath,
+  WINE_KEEPALIVE_PRELOAD,
   type WineDaemon,
 } from '../helpers/wine.js';
 
@@ -146,6 +147,23 @@ describe('signbridge-pkcs11.dll under Wine, daemon on a named pipe (stm backend 
     expect(Number(kv.elapsed_ms), why).toBeLessThan(5000);
     expect(r.stderr, why).toContain(`signbridge: cannot reach the signbridge daemon at ${nobody}`);
     expect(r.stderr, why).toContain('start it with "signbridge daemon ...');
+  });
+
+  it('SIGNBRIDGE_AUTOSTART: the first call starts the daemon (CreateProcessW, detached) and signs', async () => {
+    const pipe = `\\\\.\\pipe\\signbridge-wine-autostart-${process.pid}`;
+    const { r, kv } = await harnessRun(['sign', 'codesign-ec', 'ecdsa-sha256', '0102'], {
+      ...daemonEnv(),
+      NODE_OPTIONS: `-r ${winPath(WINE_KEEPALIVE_PRELOAD)}`,
+      SIGNBRIDGE_SOCKET: pipe,
+      SIGNBRIDGE_AUTOSTART: `${winPath(nodeExe)} ${winPath(tree.cli)} daemon --backend stm`,
+      SIGNBRIDGE_AUTOSTART_TIMEOUT_MS: '100000',
+      SIGNBRIDGE_DEBUG: '1',
+    });
+    const why = `${describeRun(r)}\n${JSON.stringify(kv)}`;
+    expect(kv.sign_rv, why).toBe('0x0');
+    expect(r.stderr, why).toContain('autostart: started');
+    const cert = new X509Certificate(Buffer.from(kv.cert!, 'hex'));
+    expect(verify('sha256', Buffer.from([1, 2]), { key: cert.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(kv.signature!, 'hex')), why).toBe(true);
   });
 
   it('a second daemon on the same pipe name refuses to start (the name is taken: no sharing, no squatting)', async () => {

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, symlinkSync, copyFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +81,7 @@ export async function buildWindowsBinaries(): Promise<{ dll: string; addon: stri
 /** Cross-compiles one C harness of test/native/ (static, like the module). */
 export async function buildHarness(source: string, exe: string): Promise<void> {
   const gcc = requireMingw();
-  const pkcs11 = join(dirname(fileURLToPath(import.meta.resolve('pkcs11js/package.json'))), 'includes', 'pkcs11');
+  const pkcs11 = join(dirname(createRequire(import.meta.url).resolve('pkcs11js/package.json')), 'includes', 'pkcs11');
   const r = await runCommand(gcc, ['-O1', '-Wall', '-Wno-attributes', '-static', `-I${pkcs11}`, join(root, 'test', 'native', source), '-o', exe], {});
   if (r.status !== 0) throw new Error(`cannot build ${source}\n${describeRun(r)}`);
 }

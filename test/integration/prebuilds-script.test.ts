@@ -40,7 +40,7 @@ async function daemonFrom(t: PackageTree) {
 }
 
 describe('npm run prebuilds', () => {
-  // a full node-gyp build of the module and the addon: about a minute on a 2-core machine
+  // a full node-gyp build of the module and the addon, then the win32-x64 cross-build: minutes on a 2-core machine
   it('writes the addon and the module to prebuilds/<platform>-<arch>/ and leaves the local build working', async () => {
     const t = makePackageTree({ build: true, sources: true });
     cleanup.push(t.remove);
@@ -50,8 +50,16 @@ describe('npm run prebuilds', () => {
     const before = snapshot(build);
 
     // async: a minute of spawnSync would starve the vitest worker's RPC
-    const r = await runCommand('npm', ['run', 'prebuilds'], { cwd: t.root, timeoutMs: 280_000 });
+    const r = await runCommand('npm', ['run', 'prebuilds'], { cwd: t.root, timeoutMs: 580_000 });
     expect(r.status, describeRun(r)).toBe(0);
+
+    // win32-x64 too, cross-built (docs/windows.md): the addon, and the module exporting only C_*
+    const win = join(t.root, 'prebuilds', 'win32-x64');
+    expect(readdirSync(win).sort()).toEqual(['signbridge-pkcs11.dll', 'signbridge.node']);
+    const pe = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(win, 'signbridge-pkcs11.dll')], { encoding: 'utf8' });
+    const exported = [...pe.stdout.matchAll(/^\s+\[\s*\d+\]\s+(\S+)$/gm)].map((m) => m[1]!);
+    expect(exported).toContain('C_GetFunctionList');
+    expect(exported.filter((n) => !n.startsWith('C_')), pe.stdout).toEqual([]);
 
     expect(snapshot(build), 'build/ is untouched').toEqual(before);
     expect(readdirSync(t.prebuilds).sort()).toEqual([MODULE_FILE, PREBUILT_ADDON].sort());
@@ -76,5 +84,5 @@ describe('npm run prebuilds', () => {
     const s = signOnce(mp.stdout.trim(), shipped.socket, testKey('ec-p256'));
     expect(s.mapped).toBe(true);
     expect(s.verified).toBe(true);
-  }, 300_000);
+  }, 600_000);
 });

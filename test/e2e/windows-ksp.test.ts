@@ -103,6 +103,8 @@ describe('signbridge-ksp.dll under Wine, daemon on a named pipe (stm backend →
   it('OpenProvider → EnumKeys → OpenKey → GetKeyProperty → SignHash → Free*: every check passes, BCryptVerifySignature accepts each signature', async () => {
     const r = await runWine(wine.env, harness, [ksp(), ...KEYS], { SIGNBRIDGE_SOCKET: PIPE });
     output = r.stdout;
+    // the harness's own report (every CHECK line, the keys, the signatures), for the run's log
+    process.stdout.write(`--- ksp_harness.exe under Wine\n${r.stdout.replace(/^(SIG .{60}).*$/gm, '$1…').replace(/^(KEY \S+ \S+ \d+ .{24}).*$/gm, '$1…')}`);
     const why = `${describeRun(r)}\n--- ksp.log\n${kspLog()}\n--- daemon\n${daemon.log()}`;
     expect(r.stdout, why).toContain('DONE 0 failed');
     expect(r.stdout, why).not.toContain('CHECK FAIL');

@@ -55,7 +55,10 @@ describe('npm run prebuilds', () => {
 
     // win32-x64 too, cross-built (docs/windows.md): the addon, and the module exporting only C_*
     const win = join(t.root, 'prebuilds', 'win32-x64');
-    expect(readdirSync(win).sort()).toEqual(['signbridge-pkcs11.dll', 'signbridge.node']);
+    expect(readdirSync(win).sort()).toEqual(['signbridge-ksp.dll', 'signbridge-pkcs11.dll', 'signbridge-windows.exe', 'signbridge.node']);
+    // the KSP exports its one entry point only (docs/windows-signtool.md)
+    const ksp = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(win, 'signbridge-ksp.dll')], { encoding: 'utf8' });
+    expect([...ksp.stdout.matchAll(/^\s+\[\s*\d+\]\s+(\S+)$/gm)].map((m) => m[1]!), ksp.stdout).toEqual(['GetKeyStorageInterface']);
     const pe = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(win, 'signbridge-pkcs11.dll')], { encoding: 'utf8' });
     const exported = [...pe.stdout.matchAll(/^\s+\[\s*\d+\]\s+(\S+)$/gm)].map((m) => m[1]!);
     expect(exported).toContain('C_GetFunctionList');

@@ -98,9 +98,30 @@ export function windowsPackageTree(bin: { dll: string; addon: string }): { root:
   return { root: dir, cli: join(dir, 'lib', 'cli', 'index.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Runs a Windows program to completion (C harnesses: their stdout/stderr may be Linux pipes). */
-export function runWine(env: NodeJS.ProcessEnv, exe: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return runCommand(requireWine(), [exe, ...args], { env: { ...env, ...extraEnv } });
+/**
+ * Runs a Windows program to completion, its stdout/stderr in files: a daemon it autostarts may
+ * inherit them (Wine ignores CreateProcess's PROC_THREAD_ATTRIBUTE_HANDLE_LIST), and a pipe
+ * would then stay open as long as that daemon runs.
+ */
+export function runWine(env: NodeJS.ProcessEnv, exe: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}, timeoutMs = 150_000): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-winerun-'));
+  const [out, err] = [join(dir, 'stdout'), join(dir, 'stderr')];
+  const fds = [openSync(out, 'w'), openSync(err, 'w')];
+  const child = spawn(requireWine(), [exe, ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', fds[0]!, fds[1]!] });
+  for (const fd of fds) closeSync(fd);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('exit', (status, signal) => {
+      clearTimeout(timer);
+      const r = { command: [exe, ...args].join(' '), status, signal, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') } as RunResult;
+      rmSync(dir, { recursive: true, force: true });
+      resolve(r);
+    });
+  });
 }
 
 /** The keep-alive preload Windows Node needs under Wine only (docs/windows.md "Tests under Wine"). */

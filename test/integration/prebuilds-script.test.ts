@@ -50,7 +50,7 @@ describe('npm run prebuilds', () => {
     const before = snapshot(build);
 
     // async: a minute of spawnSync would starve the vitest worker's RPC
-    const r = await runCommand('npm', ['run', 'prebuilds'], { cwd: t.root, timeoutMs: 580_000 });
+    const r = await runCommand('npm', ['run', 'prebuilds'], { cwd: t.root, timeoutMs: 1_100_000 });
     expect(r.status, describeRun(r)).toBe(0);
 
     // win32-x64 too, cross-built (docs/windows.md): the addon, and the module exporting only C_*
@@ -87,5 +87,5 @@ describe('npm run prebuilds', () => {
     const s = signOnce(mp.stdout.trim(), shipped.socket, testKey('ec-p256'));
     expect(s.mapped).toBe(true);
     expect(s.verified).toBe(true);
-  }, 600_000);
+  }, 1_200_000);
 });

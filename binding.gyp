@@ -41,6 +41,7 @@
         "native/pkcs11/digest_info.cpp",
         "native/pkcs11/client_config.cpp",
         "native/pkcs11/connection.cpp",
+        "native/pkcs11/transport_posix.cpp",
         "native/pkcs11/autostart.cpp",
         "native/pkcs11/daemon_client.cpp",
         "native/pkcs11/peer_trust.cpp",

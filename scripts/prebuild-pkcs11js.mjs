@@ -126,7 +126,18 @@ async function main() {
   }
   if (tuples.length === 0) {
     const dir = join(outRoot, 'prebuilds');
-    if (existsSync(dir)) for (const t of readdirSync(dir)) if (existsSync(join(dir, t, 'signbridge.node'))) tuples.push(t);
+    if (existsSync(dir)) {
+      for (const t of readdirSync(dir)) {
+        if (!existsSync(join(dir, t, 'signbridge.node'))) continue;
+        // win32-x64 is cross-built with mingw-w64, which pkcs11js's node-gyp build cannot use: the
+        // pkcs11 backend on Windows builds pkcs11js there (docs/windows.md); the stm backend needs none
+        if (!t.startsWith('linux-')) {
+          process.stdout.write(`prebuilds: ${t}: no prebuilt PKCS#11 binding (built on that platform at install)\n`);
+          continue;
+        }
+        tuples.push(t);
+      }
+    }
     if (tuples.length === 0) {
       process.stdout.write(`prebuilds: no ${join(dir, '<platform>-<arch>', 'signbridge.node')}, so no PKCS#11 binding to build\n`);
       return;

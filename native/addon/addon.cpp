@@ -1,14 +1,21 @@
 // signbridge_addon: peer credentials of a connected unix-domain socket (design.md "Addon API").
 //   peerCredentials(fd: number): { pid: number; uid: number; gid: number }
+// On Windows also the daemon's named-pipe server and its user SID (pipe_server_win.cpp).
 // Errors are JS Error objects with `.code` set here, never parsed back out of a message.
 #include <errno.h>
+#ifndef _WIN32
 #include <sys/socket.h>
 #include <sys/types.h>
+#endif
 
 #include <cstring>
 #include <string>
 
 #include <napi.h>
+
+#ifdef _WIN32
+void RegisterPipeServer(Napi::Env env, Napi::Object exports);
+#endif
 
 namespace {
 
@@ -50,12 +57,16 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   out.Set("gid", Napi::Number::New(env, cred.gid));
   return out;
 #else
+  (void)fd;
   throw coded(env, "peer credentials are not supported on this platform", "SIGNBRIDGE_ERR_PEERCRED");
 #endif
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+#ifdef _WIN32
+  RegisterPipeServer(env, exports);
+#endif
   return exports;
 }
 

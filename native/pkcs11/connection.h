@@ -1,6 +1,7 @@
-// The transport: one connection to the daemon's unix socket — connect, poll-based deadline I/O
-// and the framing of one round trip (docs/protocol.md "Framing", "Connection life").
-// The only file of the client that makes socket calls: a Windows named-pipe twin goes beside it.
+// The transport: one connection to the daemon — the framing of one round trip (docs/protocol.md
+// "Framing", "Connection life") over a byte stream that one platform file provides:
+// transport_posix.cpp (unix socket, poll deadlines) or transport_win.cpp (named pipe, overlapped
+// I/O with the same deadlines). Only those two files make socket or pipe calls.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,17 +16,31 @@ namespace sb {
 
 // Monotonic milliseconds, for deadlines.
 int64_t now_ms();
+#ifndef _WIN32
 // Waits until fd is ready for `events` (poll flags) or the deadline passes: 0 ready,
 // ETIMEDOUT, or an errno.
 int wait_fd(int fd, short events, int64_t deadline);
+#endif
 
-// This process's id (HELLO names the client with it) and its user's id (for error text).
+// This process's id (HELLO names the client with it) and its user, for error text
+// ("uid 1000" on POSIX, "user alice" on Windows) and the fix that names it ("1000" / "alice").
 long process_id();
-long user_id();
+std::string user_label();
+std::string user_for_flag();
 
 // design.md "Environment": $XDG_RUNTIME_DIR/signbridge/signbridge.sock, else
-// /tmp/signbridge-<uid>/signbridge.sock.
+// /tmp/signbridge-<uid>/signbridge.sock; on Windows the per-user pipe
+// \\.\pipe\signbridge-<user name> (docs/windows.md).
 std::string default_socket_path();
+
+// How one transport call ended (the platform file fills `why` with the OS's words).
+enum class Io { Ok, Closed, Timeout, Failed };
+struct IoResult {
+  Io io = Io::Ok;
+  std::string why;
+  bool peer_gone = false;  // reset / broken pipe: the peer was gone before we wrote or read a byte
+};
+struct Transport;  // the platform's stream (transport_posix.cpp / transport_win.cpp)
 
 // One connection with its reusable buffers (no allocation per signature once warm).
 class Connection {
@@ -54,13 +69,15 @@ class Connection {
   uint64_t auth_gen = 0;  // login generation this connection sent LOGIN for (0: none)
 
  private:
-  Connection(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  Status send_all(const char* call, int timeout_ms, int64_t deadline, bool& stale);
+  Connection(std::unique_ptr<Transport> t, std::string path);
+  // Platform file: writes all of wbuf, or reads at least one byte (Closed: the peer closed).
+  IoResult write_all(int64_t deadline);
+  IoResult read_some(uint8_t* p, size_t cap, int64_t deadline, size_t& got);
   Status timeout(const char* call, int ms);
-  Status io_error(const char* op, int e);
+  Status io_error(const char* op, const std::string& why);
   Status bad_reply(const char* why);
 
-  int fd_;
+  std::unique_ptr<Transport> t_;
   std::string path_;
   std::vector<uint8_t> rbuf_;
 };

@@ -5,6 +5,7 @@
 
 #include "autostart.h"
 #include "connection.h"
+#include "os.h"
 
 namespace sb {
 
@@ -74,7 +75,7 @@ void encode_login(Connection& c, uint32_t slot, uint64_t user, const uint8_t* pi
 Status await_login(Connection& c, uint32_t id, int timeout_ms, bool& stale) {
   proto::LoginReply reply;
   Status s = await_reply(c, proto::Call::Login, id, reply, timeout_ms, stale);
-  explicit_bzero(c.wbuf.data(), c.wbuf.size());
+  secure_wipe(c.wbuf.data(), c.wbuf.size());
   c.wbuf.clear();
   return s;
 }
@@ -82,7 +83,7 @@ Status await_login(Connection& c, uint32_t id, int timeout_ms, bool& stale) {
 }  // namespace
 
 DaemonClient::DaemonClient(ClientConfig cfg) : cfg_(std::move(cfg)) {}
-DaemonClient::~DaemonClient() { explicit_bzero(pin_, sizeof pin_); }
+DaemonClient::~DaemonClient() { secure_wipe(pin_, sizeof pin_); }
 
 // ---- The pool ---------------------------------------------------------------------------
 
@@ -124,10 +125,10 @@ Result<std::unique_ptr<Connection>> DaemonClient::connect_greet(bool* absent, in
   // A daemon that refuses HELLO is as good as none for every slot call (design.md).
   if (!s.ok() && stale)  // closed before a byte of the reply: the daemon refuses this process
     return Status(CKR_DEVICE_ERROR, "the signbridge daemon at " + cfg_.socket_path +
-                                        " closed the connection without answering HELLO: it is stopping, or it serves only its own user (this process runs as uid " +
-                                        std::to_string(user_id()) +
+                                        " closed the connection without answering HELLO: it is stopping, or it serves only its own user (this process runs as " +
+                                        user_label() +
                                         ") — then run the tool as the daemon's user, or start the daemon with --allow-uid " +
-                                        std::to_string(user_id()) + "; its log says which")
+                                        user_for_flag() + "; its log says which")
         .with_notice(NoticeCause::RefusedByDaemon);
   if (!s.ok() && !conn->broken)  // an error reply: the daemon does not accept our versions
     return Status(CKR_DEVICE_ERROR, "module speaks protocol " + ours + ", the daemon at " + cfg_.socket_path +
@@ -209,7 +210,7 @@ Status DaemonClient::with_connection(int timeout_ms, Fn&& round_trip) {
 void DaemonClient::forget_pin() {
   std::vector<std::unique_ptr<Connection>> old;
   std::lock_guard<std::mutex> g(mu_);
-  explicit_bzero(pin_, sizeof pin_);
+  secure_wipe(pin_, sizeof pin_);
   pin_len_ = 0;
   pin_gen_ = 0;
   for (auto& c : idle_)
@@ -218,7 +219,7 @@ void DaemonClient::forget_pin() {
 }
 
 void DaemonClient::wipe_pin_in_child() {
-  explicit_bzero(pin_, sizeof pin_);
+  secure_wipe(pin_, sizeof pin_);
   pin_len_ = 0;
   pin_gen_ = 0;
 }
@@ -257,7 +258,7 @@ Status DaemonClient::login(uint32_t slot_id, uint64_t user_type, const uint8_t* 
     encode_login(c, slot_id, user_type, pin, pin_len, id);
     RETURN_IF_ERROR(await_login(c, id, timeout_ms, stale));
     std::lock_guard<std::mutex> g(mu_);
-    explicit_bzero(pin_, sizeof pin_);
+    secure_wipe(pin_, sizeof pin_);
     if (pin_len) memcpy(pin_, pin, pin_len);
     pin_len_ = pin_len;
     pin_gen_ = gen;

@@ -1,7 +1,9 @@
 // Fork safety (like kmsp11 fork_support_posix.cc): the child of a fork drops the module
 // state; the parent is unaffected. Registered once per process; glibc unregisters the handler
 // if the module is dlclose()d.
+#ifndef _WIN32
 #include <pthread.h>
+#endif
 
 #include "state.h"
 
@@ -19,9 +21,15 @@ static void child_after_fork() {
   forget_library_in_child();
 }
 
+#ifdef _WIN32
+// No fork on Windows (winpthreads' pthread_atfork is a no-op): nothing to register.
+void install_fork_handler() {}
+#else
 void install_fork_handler() {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, [] { pthread_atfork(before_fork, parent_after_fork, child_after_fork); });
 }
+
+#endif
 
 }  // namespace sb

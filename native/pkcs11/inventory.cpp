@@ -200,6 +200,11 @@ Result<std::shared_ptr<const Inventory>> build_inventory(proto::InventoryReply&&
     slot.model = std::move(s.token_model);
     slot.serial = std::move(s.token_serial);
     slot.token_flags = s.token_flags;
+    // The wire's types are 8 bytes; CK_ULONG is 4 on Windows (LLP64): a value that does not fit
+    // would alias another mechanism or attribute, so it is refused, not truncated.
+    for (const proto::Mechanism& m : s.mechanisms)
+      if (m.type > std::numeric_limits<CK_ULONG>::max())
+        return Status(CKR_DEVICE_ERROR, "the daemon sent a mechanism type that does not fit this platform's CK_ULONG");
     slot.mechanisms = std::move(s.mechanisms);
     add_local_mechanisms(slot.mechanisms);
     for (proto::Object& po : s.objects) {
@@ -208,6 +213,8 @@ Result<std::shared_ptr<const Inventory>> build_inventory(proto::InventoryReply&&
       o.identity = identity_of(slot.id, po);
       o.key_handle = std::move(po.key_handle);
       for (proto::Attribute& a : po.attributes) {
+        if (a.type > std::numeric_limits<CK_ULONG>::max())
+          return Status(CKR_DEVICE_ERROR, "the daemon sent an attribute type that does not fit this platform's CK_ULONG");
         CK_ATTRIBUTE_TYPE t = static_cast<CK_ATTRIBUTE_TYPE>(a.type);
         Value v;
         if (is_ulong_attribute(t)) {

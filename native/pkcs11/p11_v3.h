@@ -18,6 +18,10 @@
 #define CKR_OPERATION_CANCEL_FAILED 0x00000202UL
 #endif
 
+/* Windows: 1-byte packing like every Cryptoki structure there (p11.h). */
+#ifdef _WIN32
+#pragma pack(push, cryptoki, 1)
+#endif
 typedef struct CK_INTERFACE {
   CK_CHAR *pInterfaceName;
   CK_VOID_PTR pFunctionList;
@@ -81,5 +85,9 @@ typedef struct CK_FUNCTION_LIST_3_0 {
 #undef SB_P11_V3_MEMBER
 } CK_FUNCTION_LIST_3_0;
 typedef CK_FUNCTION_LIST_3_0 *CK_FUNCTION_LIST_3_0_PTR;
+
+#ifdef _WIN32
+#pragma pack(pop, cryptoki)
+#endif
 
 #endif

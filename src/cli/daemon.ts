@@ -154,6 +154,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   const logger = createLogger(cfg.logLevel as LogLevel);
   // The uid check (README "Security model") needs the addon: without it the daemon does not start
   // (fail closed) — loadAddon's error lists the paths tried and the build command.
-  const peerCredentials = loadAddon().peerCredentials;
-  return runDaemon(cfg, { logger, peerCredentials, requirePeerCredentials: true });
+  // On Windows the addon also owns the named pipe and reads each client's SID (docs/windows.md).
+  const addon = loadAddon();
+  return runDaemon(cfg, { logger, peerCredentials: addon.peerCredentials, requirePeerCredentials: true, pipe: addon.pipe });
 }

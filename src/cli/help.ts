@@ -13,6 +13,7 @@ Commands:
   emulator      a local DigiCert Software Trust Manager emulator (\`signbridge emulator --help\`)
   doctor        check the module, the daemon, its keys and the signing tools; each problem with its fix
   otp           ask the CSC service to send an OTP for a credential (csc backend; \`signbridge otp --help\`)
+  windows       Windows only: install-ksp, uninstall-ksp, certsync, certdesync (signtool through CNG)
 
 Run \`signbridge <command> --help\` for a command's options.
 `;
@@ -37,4 +38,20 @@ subject and expiry, and the pkcs11: URI to give a signing tool (e.g. osslsigncod
                     through ssh-agent, docs/recipes/openssh.md)
   --tool <name>     only this tool's recipes (repeat, or comma-separate)
   --socket <path>   the daemon's socket (default: $SIGNBRIDGE_SOCKET, else the per-user default)
+`;
+
+export const WINDOWS_HELP = `Usage: signbridge windows install-ksp [--dll <signbridge-ksp.dll>]
+       signbridge windows uninstall-ksp
+       signbridge windows certsync [--socket <pipe>]
+       signbridge windows certdesync
+
+Windows only (docs/windows-signtool.md): signtool finds a private key through CNG, so
+signbridge ships a CNG key storage provider, "Signbridge Key Storage Provider".
+  install-ksp     copy signbridge-ksp.dll to %SystemRoot%\\System32 and register the provider
+                  (administrator); prints the registry entries it made
+  uninstall-ksp   undo install-ksp (administrator); prints what it removed
+  certsync        put each key's certificate into the current user's My store, linked to the
+                  provider and the key's name; then: signtool sign /sha1 <thumbprint> /fd sha256 …
+  certdesync      remove the certificates certsync linked
+  --socket <pipe> the daemon's pipe (default: $SIGNBRIDGE_SOCKET, else the per-user default)
 `;

@@ -45,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./doctor.js')).runDoctor(rest);
     case 'otp':
       return (await import('./otp.js')).runOtp(rest);
+    case 'windows':
+      return (await import('./windows.js')).runWindows(rest);
     default:
       process.stderr.write(`signbridge: unknown command "${cmd}"\n\n${USAGE}`);
       return EXIT.CONFIG;

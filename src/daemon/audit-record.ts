@@ -68,7 +68,7 @@ function peerPart(peer: PeerInfo | undefined): string {
   if (!peer) return 'null';
   let s = peerJson.get(peer);
   if (s === undefined) {
-    s = JSON.stringify({ uid: peer.uid, pid: peer.pid, exe: peer.exe });
+    s = JSON.stringify({ uid: peer.uid, pid: peer.pid, exe: peer.exe, ...(peer.sid ? { sid: peer.sid } : {}) });
     peerJson.set(peer, s);
   }
   return s;

@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { sbError } from '../core/errors.js';
-import { defaultSocketPath } from '../core/paths.js';
+import { defaultSocketPath, stateDir } from '../core/paths.js';
+import { isPipePath } from './pipe-server.js';
 import { DEFAULT_AUDIT_KEEP, DEFAULT_AUDIT_MAX_BYTES } from './audit.js';
 import { CSC_CONFIG_KEYS, CSC_PATH_KEYS, cscConfig, cscEnvOptions, type CscConfig, type CscRawOptions } from './csc-config.js';
 import { parseUidList } from './peer-policy.js';
@@ -193,7 +194,8 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
   if (!BACKENDS.includes(backend)) throw bad(`unknown --backend "${String(backend)}" (available: ${BACKENDS.join(', ')})`);
   const logLevel = (o['log-level'] ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw bad(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  const socket = resolve(o.socket ?? defaultSocketPath({ ...env, SIGNBRIDGE_SOCKET: undefined }));
+  const rawSocket = o.socket ?? defaultSocketPath({ ...env, SIGNBRIDGE_SOCKET: undefined });
+  const socket = isPipePath(rawSocket) ? rawSocket : resolve(rawSocket);
   const common = {
     backend,
     socket,
@@ -203,7 +205,8 @@ export function resolveConfig(flags: RawOptions & { config?: string | undefined 
     // Default: beside the socket, in the daemon's private 0700 directory, so two daemons never
     // share one; that directory is often a tmpfs, so a lasting trail needs --audit-log (README).
     audit: {
-      file: resolve(o['audit-log'] ?? join(dirname(socket), 'audit.log')),
+      // a pipe has no directory: on Windows the default is %LOCALAPPDATA%\signbridge\audit.log
+      file: resolve(o['audit-log'] ?? join(isPipePath(socket) ? stateDir(env) : dirname(socket), 'audit.log')),
       maxBytes: intOf('audit-max-bytes', o['audit-max-bytes'], 1) ?? DEFAULT_AUDIT_MAX_BYTES,
       keep: intOf('audit-keep', o['audit-keep'], 0) ?? DEFAULT_AUDIT_KEEP,
     },

@@ -8,7 +8,6 @@
 //   4  the socket is in use by another daemon, or its directory is unsafe
 import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
-import { Pkcs11Backend } from '../backends/pkcs11/index.js';
 import { readPin } from '../backends/pkcs11/pin.js';
 import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
@@ -23,6 +22,7 @@ import { ClientSecret, type LoginGate } from './client-auth.js';
 import type { DaemonConfig, StmConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
 import { checkSecretFiles, readClientSecretFile } from './secrets.js';
+import type { PipeApi } from './pipe-server.js';
 import { DaemonServer } from './server.js';
 
 import { EXIT, VERSION } from '../core/exit-codes.js';
@@ -119,12 +119,17 @@ export interface StartOptions {
   requirePeerCredentials?: boolean | undefined;
   /** The daemon's own uid for the peer check (default process.getuid()); cfg.allowUids are let in besides it. */
   ownUid?: number | undefined;
+  /** Windows: the addon's named-pipe server (src/daemon/pipe-server.ts). */
+  pipe?: PipeApi | undefined;
 }
 
-function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
+async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Promise<Backend> {
   if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env);
   if (cfg.backend === 'csc') return createCscBackend(cfg.csc!, log, env);
   const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
+  // Loaded only for this backend: pkcs11js is a native addon, and an stm daemon runs where none
+  // was built for it (Windows: docs/windows.md "The pkcs11 backend on Windows").
+  const { Pkcs11Backend } = await import('../backends/pkcs11/index.js');
   return new Pkcs11Backend({
     library: cfg.pkcs11.library,
     tokenLabel: cfg.pkcs11.tokenLabel,
@@ -150,7 +155,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
   checkSecretFiles(cfg);
   const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
-  const backend = createBackend(cfg, log, opts.env ?? process.env);
+  const backend = await createBackend(cfg, log, opts.env ?? process.env);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
   const audit = await openAudit(cfg, log);
@@ -169,6 +174,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     requirePeerCredentials: opts.requirePeerCredentials,
     ownUid: opts.ownUid,
     allowUids: cfg.allowUids,
+    pipe: opts.pipe,
   });
   try {
     await server.listen();
@@ -180,7 +186,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   const keys = backend.tokens().reduce((n, t) => n + t.keys.length, 0);
   log.info(
     {
-      socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined,
+      socket: cfg.socket, keys, backend: backend.name, audit: cfg.audit.file, clientSecret: login !== undefined, peerCheck: opts.peerCredentials !== undefined || opts.pipe !== undefined,
       ...(cfg.allowUids.length ? { allowUids: cfg.allowUids } : {}),
     },
     'listening',

@@ -8,6 +8,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { sbError } from '../core/errors.js';
 import { stmError } from '../backends/stm/errors.js';
 import type { DaemonConfig } from './config.js';
+import { groupOrOthersCanRead } from '../core/paths.js';
 
 function uid(): number | undefined {
   return typeof process.getuid === 'function' ? process.getuid() : undefined;
@@ -15,7 +16,7 @@ function uid(): number | undefined {
 
 /** "readable by group or others (mode 0644): run `chmod 600 f`", or undefined when the mode is fine. */
 export function modeProblem(file: string, mode: number): string | undefined {
-  if ((mode & 0o077) === 0) return undefined;
+  if (!groupOrOthersCanRead(mode)) return undefined;
   return `it is readable by group or others (mode 0${(mode & 0o777).toString(8)}): run \`chmod 600 ${file}\``;
 }
 

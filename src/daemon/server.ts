@@ -12,14 +12,19 @@ import { ensurePrivateDir } from '../core/paths.js';
 import { FrameDecoder } from '../ipc/framing.js';
 import { decodeMessage, type Message } from '../ipc/protocol.js';
 import { peerPolicy, type PeerPolicy } from './peer-policy.js';
+import { isPipePath, listenPipe, type PipeApi, type PipeListener, type PipePeer } from './pipe-server.js';
+import type { Duplex } from 'node:stream';
 
-/** The process at the other end of a connection (SO_PEERCRED + /proc/<pid>/exe). */
+/** The process at the other end of a connection (SO_PEERCRED + /proc/<pid>/exe; on Windows the pipe client's pid and token). */
 export interface PeerInfo {
   pid: number;
+  /** -1 on Windows (no uids there: `sid` says who) */
   uid: number;
   gid: number;
-  /** readlink /proc/<pid>/exe; null when it cannot be read (process gone, no /proc, no permission) */
+  /** readlink /proc/<pid>/exe (Windows: the image path); null when it cannot be read (process gone, no /proc, no permission) */
   exe: string | null;
+  /** Windows: the client's user SID */
+  sid?: string | undefined;
 }
 
 /** A decoded request frame (the wire's view; see protocol.ts). */
@@ -58,6 +63,8 @@ export interface ServerOptions {
   ownUid?: number | undefined;
   /** Refuse connections whose credentials cannot be read (the CLI daemon: fail closed). */
   requirePeerCredentials?: boolean | undefined;
+  /** Windows: the addon's named-pipe server (socketPath is then \\.\pipe\…); only the daemon's own SID may connect. */
+  pipe?: PipeApi | undefined;
 }
 
 function readExe(pid: number): string | null {
@@ -91,7 +98,8 @@ export function probeSocket(path: string, timeoutMs = 1000): Promise<boolean> {
 
 export class DaemonServer {
   private server: Server | undefined;
-  private readonly conns = new Set<Socket>();
+  private pipeListener: PipeListener | undefined;
+  private readonly conns = new Set<Duplex>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly policy: PeerPolicy;
   private nextConn = 1;
@@ -111,6 +119,8 @@ export class DaemonServer {
    * socket file removed. The daemon calls this before touching the token too, to fail fast.
    */
   static async preparePath(path: string, logger: Logger): Promise<void> {
+    // A pipe has no directory or file to check: creating its first instance refuses a taken name (listenOnPipe).
+    if (isPipePath(path)) return;
     ensurePrivateDir(dirname(path));
     let st: ReturnType<typeof lstatSync> | undefined;
     try {
@@ -127,6 +137,7 @@ export class DaemonServer {
 
   async listen(): Promise<void> {
     const path = this.opts.socketPath;
+    if (isPipePath(path)) return this.listenOnPipe(path);
     await DaemonServer.preparePath(path, this.opts.logger);
     const server = createServer({ allowHalfOpen: false }, (s) => this.onConnection(s));
     this.server = server;
@@ -140,6 +151,37 @@ export class DaemonServer {
     chmodSync(path, 0o600); // the directory is 0700 already; this is defence in depth
     this.listening = true;
     server.on('error', (e) => this.opts.logger.error({ err: e.message }, 'socket server error'));
+  }
+
+  /**
+   * Windows (docs/windows.md "The daemon on a named pipe"): the addon creates the pipe as its first
+   * instance, so a name that exists — another daemon, or another user squatting on it — is refused
+   * at start; its DACL admits only our user, and each client's SID is checked again here.
+   */
+  private listenOnPipe(path: string): void {
+    const api = this.opts.pipe;
+    if (!api) throw sbError('SIGNBRIDGE_ERR_CONFIG', { detail: `${path} is a named pipe, which needs the Windows addon; use a unix socket path with --socket` });
+    const ownSid = api.currentUserSid();
+    try {
+      this.pipeListener = listenPipe(api, path, (conn, peer) => this.onPipeConnection(conn, peer, ownSid));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'SIGNBRIDGE_ERR_PIPE_EXISTS') throw sbError('SIGNBRIDGE_ERR_DAEMON_RUNNING', { path }, { cause: e });
+      throw e;
+    }
+    this.listening = true;
+  }
+
+  private onPipeConnection(conn: Duplex, p: PipePeer, ownSid: string): void {
+    const n = this.nextConn++;
+    const peer: PeerInfo = { pid: p.pid, uid: -1, gid: -1, exe: p.exe, sid: p.sid ?? undefined };
+    const log = this.opts.logger.child({ conn: n, peerPid: p.pid, peerSid: p.sid, peerAccount: p.account, peerExe: p.exe });
+    // Fail closed: an unknown SID is refused like a foreign one, before a byte is read.
+    if (p.sid !== ownSid) {
+      log.warn({ allowedSid: ownSid, ...(p.error ? { err: p.error } : {}) }, p.sid ? `connection refused: peer SID ${p.sid} is not the daemon's user` : 'connection refused: cannot read its user SID');
+      conn.destroy();
+      return;
+    }
+    this.serve(conn, n, peer, log);
   }
 
   /** The peer's credentials and a logger carrying them; undefined when the connection was refused. */
@@ -180,7 +222,11 @@ export class DaemonServer {
       sock.destroy();
       return;
     }
-    const { peer, log } = who;
+    this.serve(sock, n, who.peer, who.log);
+  }
+
+  /** One accepted, identified connection (a unix socket, or a pipe connection on Windows). */
+  private serve(sock: Duplex, n: number, peer: PeerInfo | undefined, log: Logger): void {
     this.conns.add(sock);
     log.debug('client connected');
     const decoder = new FrameDecoder();
@@ -262,12 +308,19 @@ export class DaemonServer {
     });
   }
 
+  private async connsGone(maxMs: number): Promise<void> {
+    for (let waited = 0; this.conns.size > 0 && waited < maxMs; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Stop accepting, let in-flight requests finish and be answered, close connections, remove the socket. */
   async close(): Promise<void> {
-    if (!this.server) return;
+    if (!this.server && !this.pipeListener) return;
     const server = this.server;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // a pipe has no close callback of its own: wait (at most the grace time below) for the ended connections to go
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : this.connsGone(600);
+    const pipe = this.pipeListener;
+    this.pipeListener = undefined;
     // Requests that arrive meanwhile are still answered: wait until nothing is in flight.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     for (const s of this.conns) s.end();
@@ -277,6 +330,12 @@ export class DaemonServer {
     }, 500);
     await closed;
     clearTimeout(t);
+    if (pipe) {
+      // after the connections had their moment: close() ends whatever is still open
+      pipe.close();
+      this.listening = false;
+      return;
+    }
     if (this.listening) {
       try {
         unlinkSync(this.opts.socketPath);

@@ -64,6 +64,33 @@ export function modulePath(env: NodeJS.ProcessEnv = process.env, root = packageR
   throw sbError('SIGNBRIDGE_ERR_NATIVE_NOT_BUILT', { what: `the PKCS#11 module ${MODULE_FILE}`, tried: tried.join(', '), alternative });
 }
 
+/** The client of one pipe connection, as the addon read it from the pipe handle. */
+export interface PipePeer {
+  pid: number;
+  /** user SID string (S-1-5-21-…); null when it could not be read (then `error` says why) */
+  sid: string | null;
+  /** DOMAIN\name of that SID, for log lines */
+  account: string | null;
+  exe: string | null;
+  error: string | null;
+}
+
+/** The addon's server object (one per listening pipe). */
+export interface NativePipeServer {
+  write(id: number, data: Buffer): void;
+  end(id: number): void;
+  destroy(id: number): void;
+  close(): void;
+}
+
+export type PipeEvent = (kind: 'connect' | 'data' | 'close', id: number, payload?: PipePeer | Buffer) => void;
+
+/** The addon's pipe API (src/native/loader.ts); throws with code SIGNBRIDGE_ERR_PIPE_EXISTS when the name is taken. */
+export interface PipeApi {
+  listen(name: string, onEvent: PipeEvent): NativePipeServer;
+  currentUserSid(): string;
+}
+
 export interface PeerCredentials {
   pid: number;
   uid: number;
@@ -71,6 +98,8 @@ export interface PeerCredentials {
 }
 export interface Addon {
   peerCredentials(fd: number): PeerCredentials;
+  /** Windows only: the daemon's named-pipe server and its user SID (native/addon/pipe_server_win.cpp). */
+  pipe?: PipeApi | undefined;
 }
 
 // per path: a process loads one addon, but tests resolve against several package trees
@@ -81,7 +110,11 @@ export function loadAddon(root = packageRoot()): Addon {
   const p = addonPath(root);
   const hit = loaded.get(p);
   if (hit) return hit;
-  let raw: { peerCredentials?: (fd: number) => PeerCredentials };
+  let raw: {
+    peerCredentials?: (fd: number) => PeerCredentials;
+    PipeServer?: new (name: string, onEvent: PipeEvent) => NativePipeServer;
+    currentUserSid?: () => string;
+  };
   try {
     raw = require(p) as typeof raw;
   } catch (e) {
@@ -98,6 +131,9 @@ export function loadAddon(root = packageRoot()): Addon {
       return native(fd);
     },
   };
+  const { PipeServer, currentUserSid } = raw;
+  if (PipeServer && currentUserSid) addon.pipe = { listen: (name, onEvent) => new PipeServer(name, onEvent), currentUserSid };
+  else if (process.platform === 'win32') throw sbError('SIGNBRIDGE_ERR_NATIVE_LOAD', { path: p, reason: 'it has no named-pipe server (PipeServer): it is not a Windows build' });
   loaded.set(p, addon);
   return addon;
 }

@@ -85,6 +85,8 @@ export const SOFTHSM_APT_LINE = 'apt-get install -y softhsm2';
 
 /** Where Debian/Ubuntu, Fedora and source builds put the module. */
 export function softHsmLibraryCandidates(): string[] {
+  // SoftHSM2-for-Windows' installer default (the Windows workflow's emulator keys)
+  if (process.platform === 'win32') return ['C:\\SoftHSM2\\lib\\softhsm2-x64.dll'];
   const arch = process.arch === 'arm64' ? 'aarch64' : process.arch === 'x64' ? 'x86_64' : process.arch;
   return [
     '/usr/lib/softhsm/libsofthsm2.so',

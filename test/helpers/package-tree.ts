@@ -37,8 +37,9 @@ function localBuild(file: string): string {
 /**
  * A package tree in a temp dir. `build`: build/Release/ with the local build's module and addon;
  * `prebuilds`: prebuilds/<platform>-<arch>/ with the same two files under their shipped names;
- * `sources`: also what `npm run prebuilds` needs (binding.gyp, native/, scripts/prebuilds.mjs and
- * scripts/prebuild-pkcs11js.mjs, its postprebuilds step).
+ * `sources`: also what `npm run prebuilds` needs (binding.gyp, native/, scripts/prebuilds*.mjs,
+ * scripts/prebuild-pkcs11js.mjs — its postprebuilds step — and for
+ * the win32-x64 cross-build CMakeLists.txt, cmake/, scripts/build-win32.sh).
  */
 export function makePackageTree(opts: { build?: boolean; prebuilds?: boolean; sources?: boolean }): PackageTree {
   const cli = join(root, 'lib', 'cli', 'index.js');
@@ -61,7 +62,9 @@ export function makePackageTree(opts: { build?: boolean; prebuilds?: boolean; so
     copyFileSync(localBuild(LOCAL_ADDON), join(prebuilds, PREBUILT_ADDON));
   }
   if (opts.sources) {
-    for (const p of ['binding.gyp', 'native', 'scripts/prebuilds.mjs', 'scripts/prebuild-pkcs11js.mjs']) cpSync(join(root, p), join(dir, p), { recursive: true });
+    // the win32-x64 step cross-builds with CMake (scripts/prebuilds-win32.mjs → scripts/build-win32.sh)
+    for (const p of ['binding.gyp', 'native', 'scripts/prebuilds.mjs', 'scripts/prebuilds-win32.mjs', 'scripts/prebuild-pkcs11js.mjs', 'scripts/build-win32.sh', 'CMakeLists.txt', 'cmake'])
+      cpSync(join(root, p), join(dir, p), { recursive: true });
   }
   return {
     root: dir,

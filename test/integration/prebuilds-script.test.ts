@@ -40,7 +40,7 @@ async function daemonFrom(t: PackageTree) {
 }
 
 describe('npm run prebuilds', () => {
-  // a full node-gyp build of the module and the addon: about a minute on a 2-core machine
+  // a full node-gyp build of the module and the addon, then the win32-x64 cross-build: minutes on a 2-core machine
   it('writes the addon and the module to prebuilds/<platform>-<arch>/ and leaves the local build working', async () => {
     const t = makePackageTree({ build: true, sources: true });
     cleanup.push(t.remove);
@@ -50,9 +50,20 @@ describe('npm run prebuilds', () => {
     const before = snapshot(build);
 
     // async: a minute of spawnSync would starve the vitest worker's RPC
-    // this host's tuple only: the cross-built linux-arm64 is checked by glibc-baseline and arm64-qemu
-    const r = await runCommand('npm', ['run', 'prebuilds', '--', TUPLE], { cwd: t.root, timeoutMs: 280_000 });
+    // this host's tuple and the cross-built win32-x64: linux-arm64 is checked by glibc-baseline and arm64-qemu
+    const r = await runCommand('npm', ['run', 'prebuilds', '--', TUPLE, 'win32-x64'], { cwd: t.root, timeoutMs: 1_100_000 });
     expect(r.status, describeRun(r)).toBe(0);
+
+    // win32-x64 too, cross-built (docs/windows.md): the addon, and the module exporting only C_*
+    const win = join(t.root, 'prebuilds', 'win32-x64');
+    expect(readdirSync(win).sort()).toEqual(['signbridge-ksp.dll', 'signbridge-pkcs11.dll', 'signbridge-windows.exe', 'signbridge.node']);
+    // the KSP exports its one entry point only (docs/windows-signtool.md)
+    const ksp = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(win, 'signbridge-ksp.dll')], { encoding: 'utf8' });
+    expect([...ksp.stdout.matchAll(/^\s+\[\s*\d+\]\s+(\S+)$/gm)].map((m) => m[1]!), ksp.stdout).toEqual(['GetKeyStorageInterface']);
+    const pe = spawnSync('x86_64-w64-mingw32-objdump', ['-p', join(win, 'signbridge-pkcs11.dll')], { encoding: 'utf8' });
+    const exported = [...pe.stdout.matchAll(/^\s+\[\s*\d+\]\s+(\S+)$/gm)].map((m) => m[1]!);
+    expect(exported).toContain('C_GetFunctionList');
+    expect(exported.filter((n) => !n.startsWith('C_')), pe.stdout).toEqual([]);
 
     expect(snapshot(build), 'build/ is untouched').toEqual(before);
     // node_modules/: the prebuilt PKCS#11 binding (postprebuilds, scripts/prebuild-pkcs11js.mjs)
@@ -78,5 +89,5 @@ describe('npm run prebuilds', () => {
     const s = signOnce(mp.stdout.trim(), shipped.socket, testKey('ec-p256'));
     expect(s.mapped).toBe(true);
     expect(s.verified).toBe(true);
-  }, 300_000);
+  }, 1_200_000);
 });

@@ -2,6 +2,7 @@
 // never into logs or error text.
 import { openSync, fstatSync, readFileSync, closeSync } from 'node:fs';
 import { sbError } from '../../core/errors.js';
+import { groupOrOthersCanRead } from '../../core/paths.js';
 
 export function readPin(opts: { pinFile?: string | undefined; env?: NodeJS.ProcessEnv }): string {
   const env = opts.env ?? process.env;
@@ -17,7 +18,7 @@ export function readPin(opts: { pinFile?: string | undefined; env?: NodeJS.Proce
       // fstat on the opened fd: no window between the check and the read.
       const st = fstatSync(fd);
       if (!st.isFile()) throw sbError('SIGNBRIDGE_ERR_PIN_FILE', { file, problem: 'it is not a regular file' });
-      if ((st.mode & 0o077) !== 0) {
+      if (groupOrOthersCanRead(st.mode)) {
         throw sbError('SIGNBRIDGE_ERR_PIN_FILE', {
           file,
           problem: `its mode is 0${(st.mode & 0o777).toString(8)}, readable by group or others: run \`chmod 600 ${file}\``,

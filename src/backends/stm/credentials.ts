@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { stmError } from './errors.js';
+import { groupOrOthersCanRead } from '../../core/paths.js';
 
 export interface StmCredentialFiles {
   /** PKCS#12 (.p12/.pfx) or PEM certificate (optionally with its key in the same file). */
@@ -47,7 +48,7 @@ export function readSecretFile(file: string, what: string): string {
   } catch (e) {
     throw stmError('SIGNBRIDGE_ERR_STM_CONFIG', { detail: `cannot read ${what} file ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})` });
   }
-  if ((mode & 0o077) !== 0) {
+  if (groupOrOthersCanRead(mode)) {
     throw stmError('SIGNBRIDGE_ERR_STM_CONFIG', { detail: `${what} file ${file} is readable by group or others (mode 0${(mode & 0o777).toString(8)}): chmod 600 it` });
   }
   const v = read(file, `${what} file`).toString('utf8').replace(/\r?\n$/, '');

@@ -279,7 +279,7 @@ Status DaemonClient::authorize(const proto::Bytes& key_handle, const uint8_t* pi
                          proto::AuthorizeRequestView{{key_handle.data(), key_handle.size()}, {pin, pin_len}});
     proto::AuthorizeReply reply;
     Status s = await_reply(c, proto::Call::Authorize, id, reply, timeout_ms, stale);
-    explicit_bzero(c.wbuf.data(), c.wbuf.size());
+    secure_wipe(c.wbuf.data(), c.wbuf.size());
     c.wbuf.clear();
     RETURN_IF_ERROR(s);
     signatures = reply.signatures;

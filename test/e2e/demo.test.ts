@@ -66,6 +66,6 @@ describe('signbridge demo', () => {
     expect(existsSync(join(foreign, 'keep-me'))).toBe(true);
     const b = await runCommand(process.execPath, [cliPath(), 'demo', '--backend', 'hsm', '--state-dir', join(parent, 'x')]);
     expect(b.status).toBe(2);
-    expect(b.stderr).toContain('--backend must be stm or pkcs11');
+    expect(b.stderr).toContain('--backend must be stm, pkcs11 or csc');
   });
 });

@@ -126,6 +126,6 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   const logger = createLogger(cfg.logLevel as LogLevel);
   // The uid check (README "Security model") needs the addon: without it the daemon does not start
   // (fail closed) — loadAddon's error lists the paths tried and the build command.
-  const peerCredentials = loadAddon().peerCredentials;
-  return runDaemon(cfg, { logger, peerCredentials, requirePeerCredentials: true });
+  const { peerCredentials, verifyDigest } = loadAddon();
+  return runDaemon(cfg, { logger, peerCredentials, requirePeerCredentials: true, verifyDigest });
 }

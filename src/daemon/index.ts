@@ -13,6 +13,7 @@ import { readPin } from '../backends/pkcs11/pin.js';
 import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
 import { StmBackend } from '../backends/stm/index.js';
+import type { NativeVerifyDigest } from '../backends/stm/verify.js';
 import type { Backend } from '../backends/types.js';
 import { AuditLog } from './audit.js';
 import { ClientSecret, type LoginGate } from './client-auth.js';
@@ -52,7 +53,7 @@ function secret(env: NodeJS.ProcessEnv, name: string, file: string | undefined, 
   return file ? readSecretFile(file, what) : undefined;
 }
 
-export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv): StmBackend {
+export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): StmBackend {
   return new StmBackend({
     host: cfg.host,
     apiKey: secret(env, 'SM_API_KEY', cfg.apiKeyFile, 'STM API key'),
@@ -68,6 +69,7 @@ export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.Proces
     refreshS: cfg.refreshS,
     signTimeoutMs: cfg.signTimeoutMs,
     verifySignatures: cfg.verifySignatures,
+    verifyDigest,
     userAgent: USER_AGENT,
     logger: log.child({ backend: 'stm' }),
   });
@@ -90,10 +92,12 @@ export interface StartOptions {
   requirePeerCredentials?: boolean | undefined;
   /** The daemon's own uid for the peer check (default process.getuid()); cfg.allowUids are let in besides it. */
   ownUid?: number | undefined;
+  /** The addon's OpenSSL digest check for the stm backend (absent: its JS fallback). */
+  verifyDigest?: NativeVerifyDigest | undefined;
 }
 
-function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Backend {
-  if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env);
+function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Backend {
+  if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env, verifyDigest);
   const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
   return new Pkcs11Backend({
     library: cfg.pkcs11.library,
@@ -120,7 +124,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
   checkSecretFiles(cfg);
   const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
-  const backend = createBackend(cfg, log, opts.env ?? process.env);
+  const backend = createBackend(cfg, log, opts.env ?? process.env, opts.verifyDigest);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
   const audit = await openAudit(cfg, log);

@@ -69,8 +69,12 @@ export interface PeerCredentials {
   uid: number;
   gid: number;
 }
+/** OpenSSL's check of a signature over a digest (native/addon/addon.cpp); ECDSA signatures are DER. */
+export type VerifyDigest = (spkiDer: Buffer, kind: 'ecdsa' | 'rsa-pss', digest: Buffer, signature: Buffer, hash?: string, saltLen?: number) => boolean;
 export interface Addon {
   peerCredentials(fd: number): PeerCredentials;
+  /** Absent when the addon was built without it (win32) or the host exports no OpenSSL. */
+  verifyDigest?: VerifyDigest | undefined;
 }
 
 // per path: a process loads one addon, but tests resolve against several package trees
@@ -81,7 +85,7 @@ export function loadAddon(root = packageRoot()): Addon {
   const p = addonPath(root);
   const hit = loaded.get(p);
   if (hit) return hit;
-  let raw: { peerCredentials?: (fd: number) => PeerCredentials };
+  let raw: { peerCredentials?: (fd: number) => PeerCredentials; verifyDigest?: VerifyDigest };
   try {
     raw = require(p) as typeof raw;
   } catch (e) {
@@ -97,6 +101,7 @@ export function loadAddon(root = packageRoot()): Addon {
       if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`peerCredentials: fd must be a non-negative integer, got ${String(fd)}`);
       return native(fd);
     },
+    verifyDigest: typeof raw.verifyDigest === 'function' ? raw.verifyDigest : undefined,
   };
   loaded.set(p, addon);
   return addon;

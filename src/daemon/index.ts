@@ -8,11 +8,8 @@
 //   4  the socket is in use by another daemon, or its directory is unsafe
 import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
-import { Pkcs11Backend } from '../backends/pkcs11/index.js';
-import { readPin } from '../backends/pkcs11/pin.js';
-import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
-import { StmBackend } from '../backends/stm/index.js';
+import type { StmBackend } from '../backends/stm/index.js';
 import type { NativeVerifyDigest } from '../backends/stm/verify.js';
 import type { Backend } from '../backends/types.js';
 import { AuditLog } from './audit.js';
@@ -46,14 +43,16 @@ export function exitCodeFor(e: unknown): number {
 /** What the daemon sends as User-Agent (STM records it as the signature's client_type). */
 export const USER_AGENT = `signbridge/${VERSION} (${process.platform}; ${process.arch})`;
 
-/** A secret from the environment, else from its file (docs/stm-backend.md "Credentials"). */
-function secret(env: NodeJS.ProcessEnv, name: string, file: string | undefined, what: string): string | undefined {
-  const v = env[name];
-  if (v !== undefined && v !== '') return v;
-  return file ? readSecretFile(file, what) : undefined;
-}
-
-export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): StmBackend {
+// Only the chosen backend's code is loaded (docs/performance.md "Start-up"): the stm backend
+// brings undici and node:tls, ~150 ms of a pkcs11 daemon's start-up that it never uses.
+export async function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Promise<StmBackend> {
+  const [{ StmBackend }, { readSecretFile }] = await Promise.all([import('../backends/stm/index.js'), import('../backends/stm/credentials.js')]);
+  /** A secret from the environment, else from its file (docs/stm-backend.md "Credentials"). */
+  const secret = (env: NodeJS.ProcessEnv, name: string, file: string | undefined, what: string): string | undefined => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    return file ? readSecretFile(file, what) : undefined;
+  };
   return new StmBackend({
     host: cfg.host,
     apiKey: secret(env, 'SM_API_KEY', cfg.apiKeyFile, 'STM API key'),
@@ -96,8 +95,9 @@ export interface StartOptions {
   verifyDigest?: NativeVerifyDigest | undefined;
 }
 
-function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Backend {
+async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Promise<Backend> {
   if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env, verifyDigest);
+  const [{ Pkcs11Backend }, { readPin }] = await Promise.all([import('../backends/pkcs11/index.js'), import('../backends/pkcs11/pin.js')]);
   const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
   return new Pkcs11Backend({
     library: cfg.pkcs11.library,
@@ -124,7 +124,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
   checkSecretFiles(cfg);
   const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
-  const backend = createBackend(cfg, log, opts.env ?? process.env, opts.verifyDigest);
+  const backend = await createBackend(cfg, log, opts.env ?? process.env, opts.verifyDigest);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
   const audit = await openAudit(cfg, log);

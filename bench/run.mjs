@@ -88,6 +88,9 @@ try {
     });
     printRemote(result.remote);
   }
+  const { verifyDigestRows, printVerifyDigest } = await import('./verify-digest.mjs');
+  result.verifyDigest = verifyDigestRows();
+  printVerifyDigest(result.verifyDigest);
   const { cliStartupRows, printCliStartup } = await import('./cli-startup.mjs');
   result.cliStartup = cliStartupRows();
   printCliStartup(result.cliStartup);

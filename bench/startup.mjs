@@ -8,13 +8,15 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { DaemonClient } = await import(join(root, 'lib/ipc/client.js'));
+// SB_BENCH_LIB: another compiled tree beside lib/ (e.g. tsc --outDir lib-before at an older commit) for a before/after
+const LIB = process.env.SB_BENCH_LIB ?? 'lib';
 
 async function readyOnce(dir, token, i) {
   const socket = join(dir, `startup-${i}.sock`);
   const t0 = process.hrtime.bigint();
   const child = spawn(
     process.execPath,
-    [join(root, 'lib/cli/index.js'), 'daemon', '--backend', 'pkcs11', '--pkcs11-library', token.library, '--token-label', token.tokenLabel,
+    [join(root, LIB, 'cli/index.js'), 'daemon', '--backend', 'pkcs11', '--pkcs11-library', token.library, '--token-label', token.tokenLabel,
       '--pin-file', token.pinFile, '--socket', socket, '--log-level', 'warn', '--audit-log', join(dir, `startup-${i}.audit.log`)],
     { env: { ...process.env, SOFTHSM2_CONF: token.softhsmConf }, stdio: ['ignore', 'ignore', 'pipe'] },
   );

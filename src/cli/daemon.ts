@@ -156,5 +156,11 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   // (fail closed) — loadAddon's error lists the paths tried and the build command.
   // On Windows the addon also owns the named pipe and reads each client's SID (docs/windows.md).
   const addon = loadAddon();
-  return runDaemon(cfg, { logger, peerCredentials: addon.peerCredentials, requirePeerCredentials: true, pipe: addon.pipe });
+  return runDaemon(cfg, {
+    logger,
+    peerCredentials: addon.peerCredentials,
+    requirePeerCredentials: true,
+    pipe: addon.pipe,
+    verifyDigest: addon.verifyDigest,
+  });
 }

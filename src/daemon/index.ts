@@ -8,13 +8,11 @@
 //   4  the socket is in use by another daemon, or its directory is unsafe
 import type { Logger } from 'pino';
 import { sbError, SignbridgeError, type ErrorCode } from '../core/errors.js';
-import { readPin } from '../backends/pkcs11/pin.js';
-import { readSecretFile } from '../backends/stm/credentials.js';
 import { StmError } from '../backends/stm/errors.js';
-import { StmBackend } from '../backends/stm/index.js';
-import { readCscSecretFile } from '../backends/csc/credentials.js';
+import type { StmBackend } from '../backends/stm/index.js';
+import type { NativeVerifyDigest } from '../backends/stm/verify.js';
 import { CscError } from '../backends/csc/errors.js';
-import { CscBackend } from '../backends/csc/index.js';
+import type { CscBackend } from '../backends/csc/index.js';
 import type { CscConfig } from './csc-config.js';
 import type { Backend } from '../backends/types.js';
 import { AuditLog } from './audit.js';
@@ -50,14 +48,16 @@ export function exitCodeFor(e: unknown): number {
 /** What the daemon sends as User-Agent (STM records it as the signature's client_type). */
 export const USER_AGENT = `signbridge/${VERSION} (${process.platform}; ${process.arch})`;
 
-/** A secret from the environment, else from its file (docs/stm-backend.md "Credentials"). */
-function secret(env: NodeJS.ProcessEnv, name: string, file: string | undefined, what: string): string | undefined {
-  const v = env[name];
-  if (v !== undefined && v !== '') return v;
-  return file ? readSecretFile(file, what) : undefined;
-}
-
-export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv): StmBackend {
+// Only the chosen backend's code is loaded (docs/performance.md "Start-up"): the stm and csc
+// backends bring undici and node:tls, ~150 ms of a pkcs11 daemon's start-up that it never uses.
+export async function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Promise<StmBackend> {
+  const [{ StmBackend }, { readSecretFile }] = await Promise.all([import('../backends/stm/index.js'), import('../backends/stm/credentials.js')]);
+  /** A secret from the environment, else from its file (docs/stm-backend.md "Credentials"). */
+  const secret = (env: NodeJS.ProcessEnv, name: string, file: string | undefined, what: string): string | undefined => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    return file ? readSecretFile(file, what) : undefined;
+  };
   return new StmBackend({
     host: cfg.host,
     apiKey: secret(env, 'SM_API_KEY', cfg.apiKeyFile, 'STM API key'),
@@ -73,13 +73,15 @@ export function createStmBackend(cfg: StmConfig, log: Logger, env: NodeJS.Proces
     refreshS: cfg.refreshS,
     signTimeoutMs: cfg.signTimeoutMs,
     verifySignatures: cfg.verifySignatures,
+    verifyDigest,
     userAgent: USER_AGENT,
     logger: log.child({ backend: 'stm' }),
   });
 }
 
 /** The csc backend; the OAuth client secret and the PIN come from the environment or 0600 files. */
-export function createCscBackend(cfg: CscConfig, log: Logger, env: NodeJS.ProcessEnv): CscBackend {
+export async function createCscBackend(cfg: CscConfig, log: Logger, env: NodeJS.ProcessEnv): Promise<CscBackend> {
+  const [{ CscBackend }, { readCscSecretFile }] = await Promise.all([import('../backends/csc/index.js'), import('../backends/csc/credentials.js')]);
   const fromEnvOrFile = (name: string, file: string | undefined, what: string): string | undefined => {
     const v = env[name];
     if (v !== undefined && v !== '') return v;
@@ -121,15 +123,17 @@ export interface StartOptions {
   ownUid?: number | undefined;
   /** Windows: the addon's named-pipe server (src/daemon/pipe-server.ts). */
   pipe?: PipeApi | undefined;
+  /** The addon's OpenSSL digest check for the stm backend (absent: its JS fallback). */
+  verifyDigest?: NativeVerifyDigest | undefined;
 }
 
-async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv): Promise<Backend> {
-  if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env);
+async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Promise<Backend> {
+  if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env, verifyDigest);
   if (cfg.backend === 'csc') return createCscBackend(cfg.csc!, log, env);
-  const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
   // Loaded only for this backend: pkcs11js is a native addon, and an stm daemon runs where none
   // was built for it (Windows: docs/windows.md "The pkcs11 backend on Windows").
-  const { Pkcs11Backend } = await import('../backends/pkcs11/index.js');
+  const [{ Pkcs11Backend }, { readPin }] = await Promise.all([import('../backends/pkcs11/index.js'), import('../backends/pkcs11/pin.js')]);
+  const pin = readPin({ pinFile: cfg.pkcs11.pinFile, env });
   return new Pkcs11Backend({
     library: cfg.pkcs11.library,
     tokenLabel: cfg.pkcs11.tokenLabel,
@@ -155,7 +159,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
   checkSecretFiles(cfg);
   const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
-  const backend = await createBackend(cfg, log, opts.env ?? process.env);
+  const backend = await createBackend(cfg, log, opts.env ?? process.env, opts.verifyDigest);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
   const audit = await openAudit(cfg, log);

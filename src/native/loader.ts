@@ -96,10 +96,14 @@ export interface PeerCredentials {
   uid: number;
   gid: number;
 }
+/** OpenSSL's check of a signature over a digest (native/addon/addon.cpp); ECDSA signatures are DER. */
+export type VerifyDigest = (spkiDer: Buffer, kind: 'ecdsa' | 'rsa-pss', digest: Buffer, signature: Buffer, hash?: string, saltLen?: number) => boolean;
 export interface Addon {
   peerCredentials(fd: number): PeerCredentials;
   /** Windows only: the daemon's named-pipe server and its user SID (native/addon/pipe_server_win.cpp). */
   pipe?: PipeApi | undefined;
+  /** Absent when the addon was built without it (win32) or the host exports no OpenSSL. */
+  verifyDigest?: VerifyDigest | undefined;
 }
 
 // per path: a process loads one addon, but tests resolve against several package trees
@@ -114,6 +118,7 @@ export function loadAddon(root = packageRoot()): Addon {
     peerCredentials?: (fd: number) => PeerCredentials;
     PipeServer?: new (name: string, onEvent: PipeEvent) => NativePipeServer;
     currentUserSid?: () => string;
+    verifyDigest?: VerifyDigest;
   };
   try {
     raw = require(p) as typeof raw;
@@ -130,6 +135,7 @@ export function loadAddon(root = packageRoot()): Addon {
       if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`peerCredentials: fd must be a non-negative integer, got ${String(fd)}`);
       return native(fd);
     },
+    verifyDigest: typeof raw.verifyDigest === 'function' ? raw.verifyDigest : undefined,
   };
   const { PipeServer, currentUserSid } = raw;
   if (PipeServer && currentUserSid) addon.pipe = { listen: (name, onEvent) => new PipeServer(name, onEvent), currentUserSid };

@@ -17,7 +17,7 @@ import { StmError, stmError } from './errors.js';
 import { StmClient, type CertificateItem, type KeypairDetails } from './http.js';
 import type { RetryPolicy } from './retry.js';
 import { keyTypeOfAlg, planSign, stmMechanisms, type StmSignPlan } from './sigalg.js';
-import { verifyEcdsaDigest, verifyEd25519, verifyRsaPkcs1, verifyRsaPss } from './verify.js';
+import { verifyEcdsaDigest, verifyEd25519, verifyRsaPkcs1, verifyRsaPss, type NativeVerifyDigest } from './verify.js';
 
 export { StmError } from './errors.js';
 
@@ -42,6 +42,8 @@ export interface StmBackendOptions {
   startTimeoutMs?: number | undefined;
   /** Check every signature against the certificate's public key (default true). */
   verifySignatures?: boolean | undefined;
+  /** The addon's OpenSSL check over a digest; without it the check runs in JS (verify.ts). */
+  verifyDigest?: NativeVerifyDigest | undefined;
   /** Offer RSA-PSS mechanisms (default true: STM's "<HASH>WithRSA/PSS"). */
   pss?: boolean | undefined;
   userAgent?: string | undefined;
@@ -359,9 +361,9 @@ export class StmBackend implements Backend {
       case CKM_RSA_PKCS:
         return verifyRsaPkcs1(pub, req.data, sig);
       case CKM_RSA_PKCS_PSS:
-        return verifyRsaPss(pub, plan.hashName!, plan.hash, plan.saltLen!, sig);
+        return verifyRsaPss(pub, plan.hashName!, plan.hash, plan.saltLen!, sig, this.opts.verifyDigest);
       case CKM_ECDSA:
-        return verifyEcdsaDigest(pub, plan.hash, sig);
+        return verifyEcdsaDigest(pub, plan.hash, sig, this.opts.verifyDigest);
       case CKM_EDDSA:
         return verifyEd25519(pub, req.data, sig);
       default:

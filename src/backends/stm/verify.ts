@@ -4,8 +4,30 @@
 // so: RSA PKCS#1 v1.5 → public-key "decrypt" and compare the DigestInfo; RSA-PSS → RFC 8017
 // §9.1.2 EMSA-PSS-VERIFY over the raw RSA output; ECDSA → FIPS 186-4 §6.4.2 over the digest with
 // the curve arithmetic below; Ed25519 → node:crypto (it has the message).
+// ECDSA and RSA-PSS go to the addon's verifyDigest (OpenSSL over the digest, ~50× cheaper than the
+// BigInt code: docs/performance.md "Verification") when the daemon was given it; the JS code is the
+// fallback for an addon built without it (win32, a host that exports no OpenSSL).
 import { constants, createHash, publicDecrypt, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { ecdsaRawToDer } from '../../core/der.js';
 import type { HashName } from './sigalg.js';
+
+/** The addon's verifyDigest (native/addon/addon.cpp): ECDSA takes a DER Ecdsa-Sig-Value. */
+export type NativeVerifyDigest = (
+  spkiDer: Buffer,
+  kind: 'ecdsa' | 'rsa-pss',
+  digest: Buffer,
+  signature: Buffer,
+  hash?: string,
+  saltLen?: number,
+) => boolean;
+
+// A key's SPKI is exported once, not per signature.
+const spkiCache = new WeakMap<KeyObject, Buffer>();
+function spkiOf(key: KeyObject): Buffer {
+  let der = spkiCache.get(key);
+  if (!der) spkiCache.set(key, (der = key.export({ type: 'spki', format: 'der' })));
+  return der;
+}
 
 const HASH_LEN: Record<HashName, number> = { sha1: 20, sha224: 28, sha256: 32, sha384: 48, sha512: 64 };
 
@@ -32,7 +54,8 @@ function mgf1(hash: HashName, seed: Buffer, len: number): Buffer {
 }
 
 /** RSASSA-PSS with MGF1(hash) over a digest (RFC 8017 §8.1.2 + §9.1.2). */
-export function verifyRsaPss(publicKey: KeyObject, hash: HashName, mHash: Buffer, saltLen: number, sig: Buffer): boolean {
+export function verifyRsaPss(publicKey: KeyObject, hash: HashName, mHash: Buffer, saltLen: number, sig: Buffer, native?: NativeVerifyDigest): boolean {
+  if (native) return mHash.length === HASH_LEN[hash] && native(spkiOf(publicKey), 'rsa-pss', mHash, sig, hash, saltLen);
   const modBits = publicKey.asymmetricKeyDetails?.modulusLength;
   if (!modBits) return false;
   let em: Buffer;
@@ -148,11 +171,19 @@ function makeOps(p: bigint) {
 
 const toBig = (b: Buffer): bigint => (b.length === 0 ? 0n : BigInt('0x' + b.toString('hex')));
 
+const NATIVE_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+
 /**
  * ECDSA verification of a raw r‖s signature over a digest (FIPS 186-4 §6.4.2). The digest is
  * truncated to the bit length of n, as the standard says. False for anything malformed.
  */
-export function verifyEcdsaDigest(publicKey: KeyObject, digest: Buffer, rawSig: Buffer): boolean {
+export function verifyEcdsaDigest(publicKey: KeyObject, digest: Buffer, rawSig: Buffer, native?: NativeVerifyDigest): boolean {
+  if (native) {
+    if (rawSig.length === 0 || rawSig.length % 2 !== 0) return false;
+    // the curves the JS path knows (FIPS 186-4 D.1.2), so both paths accept the same keys
+    if (!NATIVE_CURVES.has(publicKey.asymmetricKeyDetails?.namedCurve ?? '')) return false;
+    return native(spkiOf(publicKey), 'ecdsa', digest, ecdsaRawToDer(rawSig));
+  }
   const jwk = publicKey.export({ format: 'jwk' }) as { crv?: string; x?: string; y?: string };
   const c = jwk.crv ? CURVES[jwk.crv] : undefined;
   if (!c || !jwk.x || !jwk.y || rawSig.length === 0 || rawSig.length % 2 !== 0) return false;

@@ -16,6 +16,29 @@ namespace {
 std::mutex registry_mu;
 std::unordered_map<ULONG_PTR, std::shared_ptr<Provider>> providers;
 std::unordered_map<ULONG_PTR, std::shared_ptr<KeyObject>> keys_open;
+
+// A handle is the object's address; the map keeps the object alive until the handle is freed,
+// and a stale or foreign handle finds nothing instead of being dereferenced.
+template <typename T>
+ULONG_PTR registry_add(std::unordered_map<ULONG_PTR, std::shared_ptr<T>>& map, std::shared_ptr<T> obj) {
+  auto h = reinterpret_cast<ULONG_PTR>(obj.get());
+  std::lock_guard<std::mutex> g(registry_mu);
+  map[h] = std::move(obj);
+  return h;
+}
+
+template <typename T>
+std::shared_ptr<T> registry_find(std::unordered_map<ULONG_PTR, std::shared_ptr<T>>& map, ULONG_PTR h) {
+  std::lock_guard<std::mutex> g(registry_mu);
+  auto it = map.find(h);
+  return it == map.end() ? nullptr : it->second;
+}
+
+template <typename T>
+bool registry_remove(std::unordered_map<ULONG_PTR, std::shared_ptr<T>>& map, ULONG_PTR h) {
+  std::lock_guard<std::mutex> g(registry_mu);
+  return map.erase(h) == 1;
+}
 std::unordered_set<void*> buffers;
 
 // One daemon client per process, shared by every provider handle: its connection pool and the
@@ -55,41 +78,13 @@ bool Provider::keys(bool refresh, std::shared_ptr<const std::vector<Key>>& out, 
   return true;
 }
 
-NCRYPT_PROV_HANDLE add_provider(std::shared_ptr<Provider> p) {
-  auto h = reinterpret_cast<ULONG_PTR>(p.get());
-  std::lock_guard<std::mutex> g(registry_mu);
-  providers[h] = std::move(p);
-  return h;
-}
+NCRYPT_PROV_HANDLE add_provider(std::shared_ptr<Provider> p) { return registry_add(providers, std::move(p)); }
+std::shared_ptr<Provider> find_provider(NCRYPT_PROV_HANDLE h) { return registry_find(providers, h); }
+bool remove_provider(NCRYPT_PROV_HANDLE h) { return registry_remove(providers, h); }
 
-std::shared_ptr<Provider> find_provider(NCRYPT_PROV_HANDLE h) {
-  std::lock_guard<std::mutex> g(registry_mu);
-  auto it = providers.find(h);
-  return it == providers.end() ? nullptr : it->second;
-}
-
-bool remove_provider(NCRYPT_PROV_HANDLE h) {
-  std::lock_guard<std::mutex> g(registry_mu);
-  return providers.erase(h) == 1;
-}
-
-NCRYPT_KEY_HANDLE add_key(std::shared_ptr<KeyObject> k) {
-  auto h = reinterpret_cast<ULONG_PTR>(k.get());
-  std::lock_guard<std::mutex> g(registry_mu);
-  keys_open[h] = std::move(k);
-  return h;
-}
-
-std::shared_ptr<KeyObject> find_key_object(NCRYPT_KEY_HANDLE h) {
-  std::lock_guard<std::mutex> g(registry_mu);
-  auto it = keys_open.find(h);
-  return it == keys_open.end() ? nullptr : it->second;
-}
-
-bool remove_key(NCRYPT_KEY_HANDLE h) {
-  std::lock_guard<std::mutex> g(registry_mu);
-  return keys_open.erase(h) == 1;
-}
+NCRYPT_KEY_HANDLE add_key(std::shared_ptr<KeyObject> k) { return registry_add(keys_open, std::move(k)); }
+std::shared_ptr<KeyObject> find_key_object(NCRYPT_KEY_HANDLE h) { return registry_find(keys_open, h); }
+bool remove_key(NCRYPT_KEY_HANDLE h) { return registry_remove(keys_open, h); }
 
 void* alloc_buffer(size_t n) {
   void* p = calloc(1, n);

@@ -4,14 +4,14 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../daemon/logger.js';
 import { EmulatorError } from './errors.js';
 import { FaultState, type Faults } from './faults.js';
 import { EmulatorHsm, type SeedKey } from './hsm.js';
-import { openPki, writeSecret } from './pki.js';
+import { listenHttps, parseListen, stopOnce, writeEnvScript } from './bootstrap.js';
+import { openPki } from './pki.js';
 import { createEmulatorServer, ADMIN_BASE, type AuthMode, type Stats } from './server.js';
 import { StmService } from './service.js';
 import { isFirstRun, loadState, saveState, STATE_FILE, type StateFile } from './store.js';
@@ -20,6 +20,7 @@ export type { Faults } from './faults.js';
 export type { AuthMode, Stats } from './server.js';
 export { ApiError, API_ERRORS, EmulatorError, type ApiErrorCode } from './errors.js';
 export { isLoopback, validateFaults } from './faults.js';
+export { parseListen, shellQuote } from './bootstrap.js';
 
 export interface EmulatorOptions {
   stateDir: string;
@@ -72,19 +73,6 @@ export const SEED_KEYPAIRS = [
   { alias: 'codesign-ec', key_alg: 'ECDSA', curve: 'P-256' },
 ] as const;
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new EmulatorError('SIGNBRIDGE_ERR_EMULATOR_CONFIG', `--listen "${listen}" is not host:port (e.g. 127.0.0.1:8443, or 127.0.0.1:0 for a free port)`);
-  }
-  return { host: (m[1] ?? m[2])!, port };
-}
-
-export function shellQuote(v: string): string {
-  return `'${v.replace(/'/g, `'\\''`)}'`;
-}
-
 export const ENV_ORDER = [
   'SM_HOST',
   'SM_API_KEY',
@@ -96,17 +84,6 @@ export const ENV_ORDER = [
 ] as const;
 /** env vars whose values are secrets: written to env.sh, never printed or logged */
 export const SECRET_ENV = new Set(['SM_API_KEY', 'SM_CLIENT_CERT_PASSWORD']);
-
-function writeEnvFile(path: string, env: Record<string, string>): void {
-  const lines = [
-    '# signbridge STM emulator: the variables a daemon needs to reach it (docs/emulator.md).',
-    `# Use: . ${path} && signbridge daemon --backend stm`,
-    '# Rewritten at every emulator start (the port may change). Holds secrets: keep it mode 0600.',
-    ...ENV_ORDER.map((k) => `export ${k}=${shellQuote(env[k]!)}`),
-    '',
-  ];
-  writeSecret(path, lines.join('\n'));
-}
 
 export async function startEmulator(o: EmulatorOptions): Promise<RunningEmulator> {
   const dir = resolve(o.stateDir);
@@ -156,27 +133,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<RunningEmulator
     logger,
   });
   const server = emu.server;
-  try {
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(port, host, () => {
-        server.off('error', rej);
-        res();
-      });
-    });
-  } catch (e) {
-    await hsm.close();
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new EmulatorError(
-      'SIGNBRIDGE_ERR_EMULATOR_CONFIG',
-      code === 'EADDRINUSE' ? `${host}:${port} is in use: choose another --listen port (or :0 for a free one)` : `cannot listen on ${host}:${port}: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-  const addr = server.address();
-  const boundPort = typeof addr === 'object' && addr ? addr.port : port;
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : isIPv6(host) ? `[${host}]` : host;
-  const url = `https://${urlHost}:${boundPort}`;
+  const url = await listenHttps(server, host, port, hsm);
   const env: Record<string, string> = {
     SM_HOST: url,
     SM_API_KEY: pki.apiKey,
@@ -187,10 +144,18 @@ export async function startEmulator(o: EmulatorOptions): Promise<RunningEmulator
     SIGNBRIDGE_STM_CA_FILE: pki.paths.caCert,
   };
   const envFile = join(dir, 'env.sh');
-  writeEnvFile(envFile, env);
+  writeEnvScript(
+    envFile,
+    [
+      '# signbridge STM emulator: the variables a daemon needs to reach it (docs/emulator.md).',
+      `# Use: . ${envFile} && signbridge daemon --backend stm`,
+      '# Rewritten at every emulator start (the port may change). Holds secrets: keep it mode 0600.',
+    ],
+    ENV_ORDER,
+    env,
+  );
   logger.info({ url, stateDir: dir, auth, first_run: create }, 'STM emulator listening');
 
-  let stopping: Promise<void> | undefined;
   return {
     url,
     env,
@@ -216,15 +181,6 @@ export async function startEmulator(o: EmulatorOptions): Promise<RunningEmulator
     setSignatureLimit: (id, remaining) => service.setSignatureLimit(id, remaining),
     stats: () => emu.stats(),
     resetStats: () => emu.resetStats(),
-    stop: () => {
-      stopping ??= (async () => {
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        server.closeAllConnections();
-        await closed;
-        await hsm.close();
-        logger.info('STM emulator stopped');
-      })();
-      return stopping;
-    },
+    stop: stopOnce(server, hsm, logger, 'STM emulator stopped'),
   };
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { startCscEmulator, type CscEmulatorOptions, type RunningCscEmulator } from '../../src/emulator/csc/index.js';
-import type { ApiResponse } from './emulator.js';
+import { apiResponse, type ApiResponse } from './emulator.js';
 import { registerTestSecrets } from './secrets.js';
 
 export interface TestCscEmulator extends RunningCscEmulator {
@@ -32,14 +32,7 @@ export async function post(
   method: 'POST' | 'GET' = 'POST',
 ): Promise<ApiResponse> {
   const r = await request(url, { dispatcher: agent, method, headers, ...(body !== undefined ? { body } : {}) });
-  const text = await r.body.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.statusCode, headers: r.headers, text, json };
+  return apiResponse(r);
 }
 
 export async function startTestCscEmulator(opts: Partial<CscEmulatorOptions> = {}): Promise<TestCscEmulator> {

@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from '../../src/emulator/index.js';
 import { registerEmulatorSecrets } from './secrets.js';
 
@@ -26,6 +26,18 @@ export interface ApiResponse {
   text: string;
   /** the body parsed as JSON (undefined when it is not JSON) */
   json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** An undici answer read whole: status, headers, text and the text as JSON when it is JSON. */
+export async function apiResponse(r: Dispatcher.ResponseData): Promise<ApiResponse> {
+  const text = await r.body.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.statusCode, headers: r.headers, text, json };
 }
 
 /** Undici agents for an emulator's env (what a daemon would build from env.sh). */
@@ -71,12 +83,5 @@ export async function call(
     headers,
     ...(opts.body !== undefined ? { body: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) } : {}),
   });
-  const text = await r.body.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.statusCode, headers: r.headers, text, json };
+  return apiResponse(r);
 }

@@ -1,17 +1,17 @@
 // Contract tests of the CSC emulator around the API (docs/csc-emulator.md): credentials in every
 // state, PIN and PIN+OTP credentials, SCAL 2, the admin endpoint, faults and counters, a restart
 // on the same state, the command line, and the error catalogue in the doc.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliPath } from '../../src/demo/daemon-process.js';
 import { runEmulatorCli } from '../../src/emulator/cli.js';
 import { CSC_ERRORS } from '../../src/emulator/csc/index.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import { packageRoot } from '../../src/native/loader.js';
+import { spawnEmulatorCli } from '../helpers/emulator-cli.js';
 import { startTestCscEmulator, type TestCscEmulator } from '../helpers/csc-emulator.js';
 import type { ApiResponse } from '../helpers/emulator.js';
 
@@ -220,34 +220,18 @@ describe('later runs, the command line and the error catalogue', () => {
   });
 
   it('`emulator --api csc` writes env.sh with the four variables and prints no secret; a client that knows only env.sh signs; SIGTERM exits 0', async () => {
-    cliPath(); // fails with the build command when lib/ is missing
-    const cli = join(packageRoot(), 'lib', 'emulator', 'cli.js');
     const dir = mkdtempSync(join(tmpdir(), 'sb-csc-cli-'));
-    const child = spawn(process.execPath, [cli, '--api', 'csc', '--state-dir', dir, '--listen', '127.0.0.1:0', '--sad-ttl', '120'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const emu = spawnEmulatorCli(['--api', 'csc', '--state-dir', dir, '--listen', '127.0.0.1:0', '--sad-ttl', '120']);
+    const { child } = emu;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const t = setInterval(() => {
-          if (/Stop with Ctrl-C/.test(stdout)) {
-            clearInterval(t);
-            resolve();
-          }
-          if (child.exitCode !== null) {
-            clearInterval(t);
-            reject(new Error(`emulator exited ${child.exitCode}: ${stderr}`));
-          }
-        }, 50);
-      });
+      await emu.ready;
       const envFile = join(dir, 'env.sh');
-      expect(stdout).toContain(`. ${envFile} && signbridge daemon --backend csc`);
+      expect(emu.stdout).toContain(`. ${envFile} && signbridge daemon --backend csc`);
       const envText = readFileSync(envFile, 'utf8');
       const names = [...envText.matchAll(/^export (\w+)=/gm)].map((m) => m[1]);
       expect(names).toEqual(['SIGNBRIDGE_CSC_URL', 'SIGNBRIDGE_CSC_CLIENT_ID', 'SIGNBRIDGE_CSC_CLIENT_SECRET', 'SIGNBRIDGE_CSC_CA_FILE']);
       const secret = /export SIGNBRIDGE_CSC_CLIENT_SECRET='([^']+)'/.exec(envText)![1]!;
-      expect(stdout + stderr).not.toContain(secret);
+      expect(emu.stdout + emu.stderr).not.toContain(secret);
       // a separate process that knows nothing but env.sh: token from the URL info names, OTP from the file, sign, verify
       const script = `
         import { readFileSync } from 'node:fs';
@@ -278,9 +262,7 @@ describe('later runs, the command line and the error catalogue', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ credentialIDs: ['doc-rsa', 'doc-ec'], expiresIn: 120, ok: true });
       expect(existsSync(join(dir, 'otp', 'doc-ec'))).toBe(true);
-      child.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-      expect(code, stderr).toBe(0);
+      expect(await emu.terminate(), emu.stderr).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // and error codes (docs/stm-api.md, after DigiCert's STM tutorial). A real HTTPS
 // server, real SoftHSMv2 keys; every signature is verified with node:crypto against the
 // certificate the emulator hands out, and every certificate against the emulator CA.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID, verify, X509Certificate, constants as C } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +11,10 @@ import { createSecureContext } from 'node:tls';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCertificate, nodeKeySigner } from '../../src/core/x509-builder.js';
-import { cliPath } from '../../src/demo/daemon-process.js';
 import { API_ERRORS, isLoopback, validateFaults } from '../../src/emulator/index.js';
 import { runEmulatorCli } from '../../src/emulator/cli.js';
 import { packageRoot } from '../../src/native/loader.js';
+import { spawnEmulatorCli } from '../helpers/emulator-cli.js';
 import { API, call, startTestEmulator, type ApiResponse, type TestEmulator } from '../helpers/emulator.js';
 
 let emu: TestEmulator;
@@ -568,34 +568,18 @@ describe('command line', () => {
   });
 
   it('`emulator --state-dir` runs in the foreground, prints no secret, and `. env.sh` gives a client everything it needs; SIGTERM exits 0', async () => {
-    cliPath(); // fails with the build command when lib/ is missing
-    const cli = join(packageRoot(), 'lib', 'emulator', 'cli.js');
     const dir = mkdtempSync(join(tmpdir(), 'sb-emu-cli-'));
-    const child = spawn(process.execPath, [cli, '--state-dir', dir, '--listen', '127.0.0.1:0', '--rate-429', '1', '--retry-after', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const emu = spawnEmulatorCli(['--state-dir', dir, '--listen', '127.0.0.1:0', '--rate-429', '1', '--retry-after', '3']);
+    const { child } = emu;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const t = setInterval(() => {
-          if (/Stop with Ctrl-C/.test(stdout)) {
-            clearInterval(t);
-            resolve();
-          }
-          if (child.exitCode !== null) {
-            clearInterval(t);
-            reject(new Error(`emulator exited ${child.exitCode}: ${stderr}`));
-          }
-        }, 50);
-      });
+      await emu.ready;
       const envFile = join(dir, 'env.sh');
-      expect(stdout).toContain(`. ${envFile} && signbridge daemon --backend stm`);
+      expect(emu.stdout).toContain(`. ${envFile} && signbridge daemon --backend stm`);
       const envText = readFileSync(envFile, 'utf8');
       const secret = (k: string): string => new RegExp(`export ${k}='([^']+)'`).exec(envText)![1]!;
       for (const k of ['SM_API_KEY', 'SM_CLIENT_CERT_PASSWORD']) {
-        expect(stdout).not.toContain(secret(k));
-        expect(stderr).not.toContain(secret(k));
+        expect(emu.stdout).not.toContain(secret(k));
+        expect(emu.stderr).not.toContain(secret(k));
       }
       // a separate process that knows nothing but env.sh: 429 from the flag, then (faults off) mTLS from the PKCS#12
       const script = `
@@ -622,9 +606,7 @@ describe('command line', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ first: 429, retryAfter: '3', second: 200, total: 2, apiKey: 200 });
 
-      child.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-      expect(code, stderr).toBe(0);
+      expect(await emu.terminate(), emu.stderr).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -14,21 +14,9 @@
 #include <sys/utsname.h>
 
 #include "p11.h"
-
-#ifndef CKM_ECDSA_SHA256
-#define CKM_ECDSA_SHA256 0x1044UL
-#endif
+#include "module.h"
 
 static CK_FUNCTION_LIST_PTR p;
-
-#define OK(call)                                                                   \
-  do {                                                                             \
-    CK_RV rv_ = (call);                                                            \
-    if (rv_ != CKR_OK) {                                                           \
-      printf("FAIL %s: 0x%lx (line %d)\n", #call, (unsigned long)rv_, __LINE__);  \
-      exit(1);                                                                     \
-    }                                                                              \
-  } while (0)
 
 static void hex(const unsigned char *b, CK_ULONG n) {
   for (CK_ULONG i = 0; i < n; i++) printf("%02x", b[i]);
@@ -52,16 +40,7 @@ int main(int argc, char **argv) {
   }
   struct utsname u;
   if (uname(&u) == 0) printf("arch %s\n", u.machine);
-  void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    printf("FAIL dlopen: %s\n", dlerror());
-    return 100;
-  }
-  CK_C_GetFunctionList gfl = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
-  if (!gfl || gfl(&p) != CKR_OK) {
-    printf("FAIL C_GetFunctionList\n");
-    return 100;
-  }
+  if (!open_module(argv[1], &p)) return 100;
   OK(p->C_Initialize(NULL));
   CK_SLOT_ID slots[16];
   CK_ULONG nslots = 16;

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "p11.h"
+#include "module.h"
 #include "check.h"
 
 #ifndef CKM_ECDSA_SHA256
@@ -685,16 +686,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s <module.so>   (daemon serving the matrix token on SIGNBRIDGE_SOCKET)\n", argv[0]);
     return 100;
   }
-  void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    printf("FAIL dlopen: %s\n", dlerror());
-    return 100;
-  }
-  CK_C_GetFunctionList gfl = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
-  if (!gfl || gfl(&p) != CKR_OK) {
-    printf("FAIL C_GetFunctionList\n");
-    return 100;
-  }
+  CK_C_GetFunctionList gfl = open_module(argv[1], &p);
+  if (!gfl) return 100;
   EXPECT_RV("NULL C_GetFunctionList ppFunctionList", gfl(NULL), CKR_ARGUMENTS_BAD);
   EXPECT_RV("NULL C_Initialize (pInitArgs may be NULL)", p->C_Initialize(NULL), CKR_OK);
   EXPECT_RV("C_Finalize", p->C_Finalize(NULL), CKR_OK);

@@ -14,21 +14,9 @@
 #include <string.h>
 
 #include "p11.h"
-
-#ifndef CKM_ECDSA_SHA256
-#define CKM_ECDSA_SHA256 0x1044UL
-#endif
+#include "module.h"
 
 static CK_FUNCTION_LIST_PTR p;
-
-#define OK(call)                                                                   \
-  do {                                                                             \
-    CK_RV rv_ = (call);                                                            \
-    if (rv_ != CKR_OK) {                                                           \
-      printf("FAIL %s: 0x%lx (line %d)\n", #call, (unsigned long)rv_, __LINE__);  \
-      exit(1);                                                                     \
-    }                                                                              \
-  } while (0)
 
 static CK_OBJECT_HANDLE find_key(CK_SESSION_HANDLE s, unsigned char id) {
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
@@ -97,16 +85,7 @@ int main(int argc, char **argv) {
     return 100;
   }
   int n = atoi(argv[2]);
-  void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    printf("FAIL dlopen: %s\n", dlerror());
-    return 100;
-  }
-  CK_C_GetFunctionList gfl = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
-  if (!gfl || gfl(&p) != CKR_OK) {
-    printf("FAIL C_GetFunctionList\n");
-    return 100;
-  }
+  if (!open_module(argv[1], &p)) return 100;
   int done = sign_some(0, n - n / 10);
   done += sign_some(done, n / 10); /* a second life after C_Finalize */
   printf("signed %d\n", done);

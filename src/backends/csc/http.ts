@@ -4,10 +4,11 @@
 // (retry.ts). Endpoints are POST with JSON under <base>/csc/v1/; the token endpoint is the one
 // `info` names under "oauth2" (docs/csc-backend.md "Connection").
 import type { Logger } from 'pino';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
+import { pooledAgent, sendWithRetries } from '../http-pool.js';
 import { TokenKeeper, tokenFrom, type AccessToken } from './credentials.js';
 import { classifyRefusal, classifyTlsError, cscError, parseCscError, type CscError } from './errors.js';
-import { DEFAULT_RETRY, decideRetry, parseRetryAfter, retryableError, retryableStatus, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, retryableError, retryableStatus, type RetryPolicy } from './retry.js';
 
 export interface CscClientOptions {
   /** SIGNBRIDGE_CSC_URL: the service's base URL (https). */
@@ -53,8 +54,6 @@ export function parseBaseUrl(url: string): { origin: string; prefix: string; dis
   return { origin: u.origin, prefix: u.pathname.replace(/\/+$/, ''), display: u.host };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export class CscClient {
   readonly origin: string;
   readonly display: string;
@@ -75,13 +74,7 @@ export class CscClient {
     this.policy = o.retry ?? DEFAULT_RETRY;
     this.log = o.logger;
     this.tokenUrl = new URL(`${b.prefix}/oauth2/token`, b.origin);
-    this.agent = new Agent({
-      connect: { ...(o.ca ? { ca: o.ca } : {}), rejectUnauthorized: true, maxCachedSessions: 100 },
-      connections: o.connections ?? 16,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 10 * 60_000,
-      pipelining: 1,
-    });
+    this.agent = pooledAgent({ ...(o.ca ? { ca: o.ca } : {}), rejectUnauthorized: true }, o.connections ?? 16);
     this.tokens = new TokenKeeper(() => this.fetchToken());
   }
 
@@ -140,66 +133,31 @@ export class CscClient {
     }
   }
 
-  /** One HTTP exchange with retries by retry.ts; resolves with any answer's status and text. */
-  private async send(origin: string, path: string, payload: string, type: string, token: string | undefined, ctx: CallContext, idempotent: boolean): Promise<{ status: number; text: string }> {
-    let last = '';
-    for (let attempt = 0; ; attempt++) {
-      const remaining = ctx.deadline - Date.now();
-      if (remaining <= 0) throw this.deadlineError(ctx, last || 'the deadline passed before the first attempt');
-      const signal = AbortSignal.timeout(remaining);
-      this.stats.attempts++;
-      let status: number;
-      let text: string;
-      let retryAfter: string | string[] | undefined;
-      try {
-        const res = await this.agent.request({
-          origin,
-          path,
-          method: 'POST',
-          headers: {
-            accept: 'application/json',
-            'content-type': type,
-            'user-agent': this.o.userAgent,
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
-          },
-          body: payload,
-          signal,
-          headersTimeout: remaining,
-          bodyTimeout: remaining,
-        });
-        status = res.statusCode;
-        retryAfter = res.headers['retry-after'];
-        text = await res.body.text();
-      } catch (e) {
-        if (signal.aborted || Date.now() >= ctx.deadline) throw this.deadlineError(ctx, last ? `${last}; then no answer` : 'no answer', e);
-        const tls = classifyTlsError(e, this.display);
-        if (tls) throw tls;
-        last = `${(e as { code?: string }).code ?? (e as Error).name}: ${(e as Error).message}`;
-        const d = decideRetry({ attempt, retryable: retryableError(e, idempotent), now: Date.now(), deadline: ctx.deadline, policy: this.policy });
-        if (!d.retry) {
-          if (d.reason === 'deadline') throw this.deadlineError(ctx, last, e);
-          throw cscError('SIGNBRIDGE_ERR_CSC_UNAVAILABLE', { host: this.display, what: ctx.what, attempts: attempt + 1, last }, { cause: e });
-        }
-        this.retrying(ctx, attempt, last, d.waitMs);
-        await sleep(d.waitMs);
-        continue;
-      }
-      if (!retryableStatus(status, idempotent)) return { status, text };
-      const body = parseCscError(text);
-      last = `HTTP ${status}${body.description ? ` ${body.description}` : ''}`;
-      const d = decideRetry({ attempt, retryable: true, retryAfterMs: parseRetryAfter(retryAfter, Date.now()), now: Date.now(), deadline: ctx.deadline, policy: this.policy });
-      if (!d.retry) {
-        if (d.reason === 'deadline') throw this.deadlineError(ctx, last);
-        throw cscError('SIGNBRIDGE_ERR_CSC_UNAVAILABLE', { host: this.display, what: ctx.what, attempts: attempt + 1, last }, { status });
-      }
-      this.retrying(ctx, attempt, last, d.waitMs);
-      await sleep(d.waitMs);
-    }
-  }
-
-  private retrying(ctx: CallContext, attempt: number, last: string, waitMs: number): void {
-    this.stats.retries++;
-    this.log?.info({ what: ctx.what, attempt: attempt + 1, last, waitMs }, 'CSC call failed before the service processed it; retrying');
+  /** One HTTP exchange with retries by retry.ts (../http-pool.ts); resolves with any answer's status and text. */
+  private send(origin: string, path: string, payload: string, type: string, token: string | undefined, ctx: CallContext, idempotent: boolean): Promise<{ status: number; text: string }> {
+    const headers = {
+      accept: 'application/json',
+      'content-type': type,
+      'user-agent': this.o.userAgent,
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    };
+    return sendWithRetries(this.agent, { origin, path, method: 'POST', headers, body: payload }, ctx.deadline, {
+      policy: this.policy,
+      retryableError: (e) => retryableError(e, idempotent),
+      retryableAnswer: (status, text) => {
+        if (!retryableStatus(status, idempotent)) return undefined;
+        const body = parseCscError(text);
+        return `HTTP ${status}${body.description ? ` ${body.description}` : ''}`;
+      },
+      tlsError: (e) => classifyTlsError(e, this.display),
+      noAnswer: (_attempt, last) => (last ? `${last}; then no answer` : 'no answer'),
+      deadlineError: (last, cause) => this.deadlineError(ctx, last, cause),
+      unavailableError: (attempts, last, opts) => cscError('SIGNBRIDGE_ERR_CSC_UNAVAILABLE', { host: this.display, what: ctx.what, attempts, last }, opts),
+      stats: this.stats,
+      logger: this.log,
+      retryMessage: 'CSC call failed before the service processed it; retrying',
+      what: ctx.what,
+    });
   }
 
   private deadlineError(ctx: CallContext, last: string, cause?: unknown): CscError {

@@ -8,9 +8,9 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseCertificate } from '../../core/der.js';
-import { describeKey, keyHandle, type KeyRecord, type KeyType, type TokenRecord } from '../../core/keys.js';
+import { describeKey, keyHandle, type KeyRecord, type TokenRecord } from '../../core/keys.js';
 import { CKM_ECDSA, CKR_PIN_LOCKED } from '../../core/pkcs11.js';
-import { ckaIdOf, ecdsaToRaw } from '../stm/index.js';
+import { ckaIdOf, ecdsaToRaw, keyShape } from '../remote-key.js';
 import { verifyEcdsaDigest, verifyRsaPkcs1 } from '../stm/verify.js';
 import type { Backend, SignParams } from '../types.js';
 import { CredentialLane, type UnauthorizedPolicy } from './authorization.js';
@@ -154,16 +154,9 @@ export class CscBackend implements Backend {
     if (!der) throw new Error('credentials/info returned no certificate');
     const spki = parseCertificate(der).spkiDer;
     const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
-    const t = publicKey.asymmetricKeyType;
-    const d = publicKey.asymmetricKeyDetails ?? {};
-    let type: KeyType;
-    let bits: number;
-    let curve: KeyRecord['curve'];
-    if (t === 'rsa') [type, bits] = ['rsa', d.modulusLength ?? 0];
-    else if (t === 'ec' && d.namedCurve === 'prime256v1') [type, bits, curve] = ['ec', 256, 'P-256'];
-    else if (t === 'ec' && d.namedCurve === 'secp384r1') [type, bits, curve] = ['ec', 384, 'P-384'];
-    else if (t === 'ec' && d.namedCurve === 'secp521r1') [type, bits, curve] = ['ec', 521, 'P-521'];
-    else throw new Error(`unsupported key ${t} ${d.namedCurve ?? ''}`);
+    const { type, bits, curve } = keyShape(publicKey);
+    // CSC signAlgo OIDs here cover RSA and ECDSA only (sigalg.ts).
+    if (type === 'ed25519') throw new Error('unsupported key ed25519');
     const needsOtp = presence(ci.OTP);
     const needsPin = presence(ci.PIN);
     const kid = ckaIdOf(id);

@@ -1,9 +1,9 @@
 // Which failed CSC calls may be sent again (docs/csc-backend.md "Retries"). The backoff and the
-// deadline rule are STM's (stm/retry.ts: capped exponential backoff, full jitter, no wait past
-// the deadline). What differs is the rule: credentials/authorize consumes an OTP and signHash a
+// deadline rule are shared with stm (../http-retry.ts: capped exponential backoff, full jitter,
+// no wait past the deadline). What differs is the rule: credentials/authorize consumes an OTP and signHash a
 // SAD's signatures, so a call that the service may have processed is never repeated; only reads
 // (info, list, credentials/info) are retried after an answer was possibly lost.
-export { DEFAULT_RETRY, decideRetry, parseRetryAfter, type RetryPolicy } from '../stm/retry.js';
+export { DEFAULT_RETRY, decideRetry, parseRetryAfter, type RetryPolicy } from '../http-retry.js';
 
 /**
  * Statuses that say "not processed": 429 (rate limited, RFC 6585 §4) and 503 (RFC 9110 §15.6.4)

@@ -3,10 +3,11 @@
 // connection (docs/stm-backend.md "Connection"). Every call has an absolute deadline; retries
 // follow retry.ts and never run past it.
 import type { Logger } from 'pino';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
+import { pooledAgent, sendWithRetries, type AttemptRules } from '../http-pool.js';
 import type { TlsOptions } from './credentials.js';
 import { classifyRefusal, classifyTlsError, parseErrorBody, stmError, StmError } from './errors.js';
-import { DEFAULT_RETRY, RETRY_STATUSES, decideRetry, isRetryableError, parseRetryAfter, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, RETRY_STATUSES, isRetryableError, type RetryPolicy } from './retry.js';
 
 export const API_BASE = '/signingmanager/api/v1/';
 
@@ -72,8 +73,6 @@ export function parseHost(host: string): { origin: string; prefix: string; displ
   return { origin: u.origin, prefix, display: u.host };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export class StmClient {
   readonly origin: string;
   readonly display: string;
@@ -92,15 +91,7 @@ export class StmClient {
     this.display = h.display;
     this.policy = o.retry ?? DEFAULT_RETRY;
     this.log = o.logger;
-    // undici keeps TLS sessions per origin (maxCachedSessions, default 100): a reconnect after the
-    // server's keep-alive ran out resumes the session instead of a full mTLS handshake.
-    this.agent = new Agent({
-      connect: { ...o.tls, maxCachedSessions: 100 },
-      connections: o.connections ?? 64,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 10 * 60_000,
-      pipelining: 1,
-    });
+    this.agent = pooledAgent({ ...o.tls }, o.connections ?? 64);
     this.headers = {
       accept: 'application/json',
       'user-agent': o.userAgent,
@@ -108,78 +99,52 @@ export class StmClient {
     };
   }
 
-  /** One API call with retries; resolves with the parsed JSON body of a 2xx answer. */
+  /** One API call with retries (../http-pool.ts); resolves with the parsed JSON body of a 2xx answer. */
   async call<T>(method: 'GET' | 'POST', path: string, body: unknown, ctx: CallContext): Promise<T> {
-    const url = this.prefix + API_BASE + path;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    let last = '';
-    for (let attempt = 0; ; attempt++) {
-      const remaining = ctx.deadline - Date.now();
-      if (remaining <= 0) throw this.deadlineError(ctx, last || 'the deadline passed before the first attempt');
-      const signal = AbortSignal.timeout(remaining);
-      let status: number;
-      let retryAfter: string | string[] | undefined;
-      let text: string;
-      this.stats.attempts++;
+    const { status, text } = await sendWithRetries(
+      this.agent,
+      {
+        origin: this.origin,
+        path: this.prefix + API_BASE + path,
+        method,
+        headers: payload === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' },
+        body: payload,
+      },
+      ctx.deadline,
+      this.rules(ctx),
+    );
+    if (status >= 200 && status < 300) {
       try {
-        const res = await this.agent.request({
-          origin: this.origin,
-          path: url,
-          method,
-          headers: payload === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' },
-          ...(payload === undefined ? {} : { body: payload }),
-          signal,
-          headersTimeout: remaining,
-          bodyTimeout: remaining,
-        });
-        status = res.statusCode;
-        retryAfter = res.headers['retry-after'];
-        text = await res.body.text();
-      } catch (e) {
-        if (signal.aborted || Date.now() >= ctx.deadline) {
-          // the deadline passed while this attempt was waiting for its answer
-          const waiting = `no answer to attempt ${attempt + 1}`;
-          throw this.deadlineError(ctx, attempt === 0 ? waiting : `${last}; then ${waiting}`, e);
-        }
-        const tls = classifyTlsError(e, this.display);
-        if (tls) throw tls;
-        const code = (e as { code?: string }).code ?? (e as Error).name;
-        last = `${code}: ${(e as Error).message}`;
-        const d = decideRetry({ attempt, retryable: isRetryableError(e), now: Date.now(), deadline: ctx.deadline, policy: this.policy });
-        if (!d.retry) {
-          if (d.reason === 'deadline') throw this.deadlineError(ctx, last, e);
-          throw stmError('SIGNBRIDGE_ERR_STM_UNAVAILABLE', { host: this.display, what: ctx.what, attempts: attempt + 1, last }, { cause: e });
-        }
-        this.retrying(ctx, attempt, last, d.waitMs);
-        await sleep(d.waitMs);
-        continue;
+        return (text.trim() === '' ? {} : JSON.parse(text)) as T;
+      } catch {
+        throw stmError('SIGNBRIDGE_ERR_STM_RESPONSE', { host: this.display, what: ctx.what, detail: `HTTP ${status} with a body that is not JSON` });
       }
-      if (status >= 200 && status < 300) {
-        try {
-          return (text.trim() === '' ? {} : JSON.parse(text)) as T;
-        } catch {
-          throw stmError('SIGNBRIDGE_ERR_STM_RESPONSE', { host: this.display, what: ctx.what, detail: `HTTP ${status} with a body that is not JSON` });
-        }
-      }
-      const svc = parseErrorBody(text);
-      if (RETRY_STATUSES.has(status) || status === 500 && svc.code === undefined && /gateway|timeout|unavailable/i.test(svc.message ?? '')) {
-        last = `HTTP ${status}${svc.message ? ` ${svc.message}` : ''}`;
-        const d = decideRetry({ attempt, retryable: true, retryAfterMs: parseRetryAfter(retryAfter, Date.now()), now: Date.now(), deadline: ctx.deadline, policy: this.policy });
-        if (!d.retry) {
-          if (d.reason === 'deadline') throw this.deadlineError(ctx, last);
-          throw stmError('SIGNBRIDGE_ERR_STM_UNAVAILABLE', { host: this.display, what: ctx.what, attempts: attempt + 1, last }, { status });
-        }
-        this.retrying(ctx, attempt, last, d.waitMs);
-        await sleep(d.waitMs);
-        continue;
-      }
-      throw classifyRefusal(status, svc, { host: this.display, ...ctx });
     }
+    throw classifyRefusal(status, parseErrorBody(text), { host: this.display, ...ctx });
   }
 
-  private retrying(ctx: CallContext, attempt: number, last: string, waitMs: number): void {
-    this.stats.retries++;
-    this.log?.info({ what: ctx.what, attempt: attempt + 1, last, waitMs }, 'STM call failed; retrying');
+  private rules(ctx: CallContext): AttemptRules {
+    return {
+      policy: this.policy,
+      retryableError: isRetryableError,
+      retryableAnswer: (status, text) => {
+        const svc = parseErrorBody(text);
+        const retryable = RETRY_STATUSES.has(status) || status === 500 && svc.code === undefined && /gateway|timeout|unavailable/i.test(svc.message ?? '');
+        return retryable ? `HTTP ${status}${svc.message ? ` ${svc.message}` : ''}` : undefined;
+      },
+      tlsError: (e) => classifyTlsError(e, this.display),
+      noAnswer: (attempt, last) => {
+        const waiting = `no answer to attempt ${attempt + 1}`;
+        return attempt === 0 ? waiting : `${last}; then ${waiting}`;
+      },
+      deadlineError: (last, cause) => this.deadlineError(ctx, last, cause),
+      unavailableError: (attempts, last, opts) => stmError('SIGNBRIDGE_ERR_STM_UNAVAILABLE', { host: this.display, what: ctx.what, attempts, last }, opts),
+      stats: this.stats,
+      logger: this.log,
+      retryMessage: 'STM call failed; retrying',
+      what: ctx.what,
+    };
   }
 
   private deadlineError(ctx: CallContext, last: string, cause?: unknown): StmError {

@@ -4,14 +4,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../../daemon/logger.js';
 import { EmulatorError } from '../errors.js';
 import { FaultState, type Faults } from '../faults.js';
 import { EmulatorHsm, type SeedKey } from '../hsm.js';
-import { parseListen, shellQuote } from '../index.js';
+import { listenHttps, parseListen, stopOnce, writeEnvScript } from '../bootstrap.js';
 import { openPki, writeSecret } from '../pki.js';
 import { ADMIN_BASE } from '../server.js';
 import { isFirstRun } from '../store.js';
@@ -100,27 +99,7 @@ export async function startCscEmulator(o: CscEmulatorOptions): Promise<RunningCs
   let url = '';
   const emu = createCscServer({ service, oauth, tls: { key: pki.serverKeyPem, cert: pki.serverCertPem }, faults, logger, baseUrl: () => url });
   const server = emu.server;
-  try {
-    await new Promise<void>((res, rej) => {
-      server.once('error', rej);
-      server.listen(port, host, () => {
-        server.off('error', rej);
-        res();
-      });
-    });
-  } catch (e) {
-    await hsm.close();
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new EmulatorError(
-      'SIGNBRIDGE_ERR_EMULATOR_CONFIG',
-      code === 'EADDRINUSE' ? `${host}:${port} is in use: choose another --listen port (or :0 for a free one)` : `cannot listen on ${host}:${port}: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
-  const addr = server.address();
-  const boundPort = typeof addr === 'object' && addr ? addr.port : port;
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : isIPv6(host) ? `[${host}]` : host;
-  url = `https://${urlHost}:${boundPort}`;
+  url = await listenHttps(server, host, port, hsm);
   const env: Record<string, string> = {
     SIGNBRIDGE_CSC_URL: url,
     SIGNBRIDGE_CSC_CLIENT_ID: service.clientId,
@@ -128,19 +107,18 @@ export async function startCscEmulator(o: CscEmulatorOptions): Promise<RunningCs
     SIGNBRIDGE_CSC_CA_FILE: pki.paths.caCert,
   };
   const envFile = join(dir, 'env.sh');
-  writeSecret(
+  writeEnvScript(
     envFile,
     [
       '# signbridge CSC emulator: the variables a daemon needs to reach it (docs/csc-emulator.md).',
       `# Use: . ${envFile} && signbridge daemon --backend csc`,
       '# Rewritten at every emulator start (the port may change). Holds the client secret: keep it mode 0600.',
-      ...CSC_ENV_ORDER.map((k) => `export ${k}=${shellQuote(env[k]!)}`),
-      '',
-    ].join('\n'),
+    ],
+    CSC_ENV_ORDER,
+    env,
   );
   logger.info({ url, stateDir: dir, first_run: create }, 'CSC emulator listening');
 
-  let stopping: Promise<void> | undefined;
   return {
     url,
     env,
@@ -157,15 +135,6 @@ export async function startCscEmulator(o: CscEmulatorOptions): Promise<RunningCs
     setFaults: (f) => faults.set(f),
     stats: () => emu.stats(),
     resetStats: () => emu.resetStats(),
-    stop: () => {
-      stopping ??= (async () => {
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        server.closeAllConnections();
-        await closed;
-        await hsm.close();
-        logger.info('CSC emulator stopped');
-      })();
-      return stopping;
-    },
+    stop: stopOnce(server, hsm, logger, 'CSC emulator stopped'),
   };
 }

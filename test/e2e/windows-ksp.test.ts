@@ -7,25 +7,19 @@
 // Registration with CNG and signtool itself need real Windows: .github/workflows/windows.yml.
 import { spawn } from 'node:child_process';
 import { X509Certificate, constants, createHash, verify } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
+import type { TestEmulator } from '../helpers/emulator.js';
 import { describeRun, runCommand } from '../helpers/run.js';
 import {
-  buildWindowsBinaries,
-  makePrefix,
   requireMingw,
   requireWine,
   runWine,
-  startWineDaemon,
-  until,
-  windowsNode,
-  windowsPackageTree,
   winPath,
   type WineDaemon,
 } from '../helpers/wine.js';
+import { startWineStage, type WineStage } from '../helpers/wine-stage.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const PIPE = `\\\\.\\pipe\\signbridge-ksp-test-${process.pid}`;
@@ -33,46 +27,34 @@ const KEYS = ['codesign-rsa', 'codesign-ec', 'codesign-p384'];
 
 let emu: TestEmulator;
 let work: string;
-let wine: Awaited<ReturnType<typeof makePrefix>>;
-let tree: ReturnType<typeof windowsPackageTree>;
+let wine: WineStage['wine'];
+let tree: WineStage['tree'];
 let nodeExe: string;
 let harness: string;
 let daemon: WineDaemon;
 let prebuilt: string;
 
+let stage: WineStage | undefined;
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'sb-wine-ksp-'));
-  const [bin, prefix, exe] = await Promise.all([buildWindowsBinaries(), makePrefix(), windowsNode()]);
-  wine = prefix;
-  nodeExe = exe;
-  tree = windowsPackageTree(bin);
-  // the KSP and its helper ship beside the module (prebuilds/win32-x64/), where the CLI looks
-  prebuilt = join(tree.root, 'prebuilds', 'win32-x64');
-  for (const f of ['signbridge-ksp.dll', 'signbridge-windows.exe']) copyFileSync(join(dirname(bin.dll), f), join(prebuilt, f));
-  harness = join(work, 'ksp_harness.exe');
-  const gxx = requireMingw().replace(/gcc-posix$/, 'g++-posix');
-  const b = await runCommand(gxx, ['-std=c++17', '-O1', '-Wall', '-static', join(root, 'test', 'native', 'ksp_harness.cpp'), '-o', harness, '-lbcrypt', '-lcrypt32'], {});
-  if (b.status !== 0) throw new Error(`cannot build ksp_harness.cpp\n${describeRun(b)}`);
-  emu = await startTestEmulator();
-  await emu.createKeypair({ alias: 'codesign-p384', key_alg: 'ECDSA', curve: 'P-384' });
-  const env = {
-    SM_HOST: emu.env.SM_HOST,
-    SM_CLIENT_CERT_FILE: winPath(emu.env.SM_CLIENT_CERT_FILE!),
-    SM_CLIENT_CERT_PASSWORD: emu.env.SM_CLIENT_CERT_PASSWORD,
-    SIGNBRIDGE_STM_CA_FILE: winPath(emu.env.SIGNBRIDGE_STM_CA_FILE!),
-  };
-  daemon = startWineDaemon(wine.env, nodeExe, tree.cli, ['--backend', 'stm', '--socket', PIPE], env, join(work, 'daemon.log'));
-  const up = await until(() => daemon.log().includes('"msg":"listening"') || daemon.child.exitCode !== null, 90_000);
-  if (!up || daemon.child.exitCode !== null) throw new Error(`the daemon under Wine did not start\n${daemon.log()}`);
+  stage = await startWineStage({
+    tag: 'ksp',
+    pipe: PIPE,
+    beforeDaemon: async (s) => {
+      // the KSP and its helper ship beside the module (prebuilds/win32-x64/), where the CLI looks
+      prebuilt = join(s.tree.root, 'prebuilds', 'win32-x64');
+      for (const f of ['signbridge-ksp.dll', 'signbridge-windows.exe']) copyFileSync(join(dirname(s.bin.dll), f), join(prebuilt, f));
+      harness = join(s.work, 'ksp_harness.exe');
+      const gxx = requireMingw().replace(/gcc-posix$/, 'g++-posix');
+      const b = await runCommand(gxx, ['-std=c++17', '-O1', '-Wall', '-static', join(root, 'test', 'native', 'ksp_harness.cpp'), '-o', harness, '-lbcrypt', '-lcrypt32'], {});
+      if (b.status !== 0) throw new Error(`cannot build ksp_harness.cpp\n${describeRun(b)}`);
+      // the daemon lists keys at start: the P-384 key must exist before it
+      await s.emu.createKeypair({ alias: 'codesign-p384', key_alg: 'ECDSA', curve: 'P-384' });
+    },
+  });
+  ({ work, wine, nodeExe, tree, emu, daemon } = stage);
 }, 900_000);
 
-afterAll(async () => {
-  await daemon?.stop();
-  await emu?.stop();
-  await wine?.remove();
-  tree?.remove();
-  if (work) rmSync(work, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => stage?.stop(), 60_000);
 
 const ksp = (): string => winPath(join(prebuilt, 'signbridge-ksp.dll'));
 

@@ -5,45 +5,34 @@
 // serves. What Wine cannot show (another Windows user, CNG provider registration) is listed in
 // docs/windows.md and checked by .github/workflows/windows.yml on real Windows.
 import { X509Certificate, verify, constants, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
+import type { TestEmulator } from '../helpers/emulator.js';
 import { describeRun } from '../helpers/run.js';
 import {
   buildHarness,
-  buildWindowsBinaries,
   harnessOutput,
-  makePrefix,
   runWine,
   startWineDaemon,
-  until,
-  windowsNode,
-  windowsPackageTree,
   winPath,
   WINE_KEEPALIVE_PRELOAD,
   type WineDaemon,
 } from '../helpers/wine.js';
+import { startWineStage, stmDaemonEnv, type WineStage } from '../helpers/wine-stage.js';
 
 const TOKEN = 'signbridge-stm';
 const PIPE = `\\\\.\\pipe\\signbridge-wine-test-${process.pid}`;
 
 let emu: TestEmulator;
 let work: string;
-let wine: Awaited<ReturnType<typeof makePrefix>>;
-let tree: ReturnType<typeof windowsPackageTree>;
+let wine: WineStage['wine'];
+let tree: WineStage['tree'];
 let nodeExe: string;
 let harness: string;
 let daemon: WineDaemon;
 
 function daemonEnv(): NodeJS.ProcessEnv {
-  return {
-    SM_HOST: emu.env.SM_HOST,
-    SM_CLIENT_CERT_FILE: winPath(emu.env.SM_CLIENT_CERT_FILE!),
-    SM_CLIENT_CERT_PASSWORD: emu.env.SM_CLIENT_CERT_PASSWORD,
-    SIGNBRIDGE_STM_CA_FILE: winPath(emu.env.SIGNBRIDGE_STM_CA_FILE!),
-  };
+  return stmDaemonEnv(emu);
 }
 
 function dll(): string {
@@ -57,28 +46,21 @@ async function harnessRun(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { r, kv: harnessOutput(out) };
 }
 
+let stage: WineStage | undefined;
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'sb-wine-'));
-  // Independent steps side by side: the cross-build is the long one.
-  const [bin, prefix, exe] = await Promise.all([buildWindowsBinaries(), makePrefix(), windowsNode()]);
-  wine = prefix;
-  nodeExe = exe;
-  tree = windowsPackageTree(bin);
-  harness = join(work, 'win_pkcs11.exe');
-  await buildHarness('win_pkcs11.c', harness);
-  emu = await startTestEmulator();
-  daemon = startWineDaemon(wine.env, nodeExe, tree.cli, ['--backend', 'stm', '--socket', PIPE, '--log-level', 'debug'], daemonEnv(), join(work, 'daemon.log'));
-  const up = await until(() => daemon.log().includes('"msg":"listening"') || daemon.child.exitCode !== null, 90_000);
-  if (!up || daemon.child.exitCode !== null) throw new Error(`the daemon under Wine did not start\n${daemon.log()}`);
+  stage = await startWineStage({
+    tag: 'pkcs11',
+    pipe: PIPE,
+    daemonArgs: ['--log-level', 'debug'],
+    beforeDaemon: async (s) => {
+      harness = join(s.work, 'win_pkcs11.exe');
+      await buildHarness('win_pkcs11.c', harness);
+    },
+  });
+  ({ work, wine, nodeExe, tree, emu, daemon } = stage);
 }, 900_000);
 
-afterAll(async () => {
-  await daemon?.stop();
-  await emu?.stop();
-  await wine?.remove();
-  tree?.remove();
-  if (work) rmSync(work, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => stage?.stop(), 60_000);
 
 describe('signbridge-pkcs11.dll under Wine, daemon on a named pipe (stm backend → emulator)', () => {
   const cases = [

@@ -30,8 +30,16 @@ export function prebuiltBindingDir(root = packageRoot()): string {
 function loadFrom(req: NodeJS.Require): Omit<Pkcs11Binding, 'source'> {
   // pkcs11js first: its require() dlopens the native binary, the part that can be missing
   const pkcs11js = req('pkcs11js') as Pkcs11jsApi;
-  const graphene = req('graphene-pk11') as GrapheneApi;
-  return { graphene, pkcs11js };
+  req.resolve('graphene-pk11'); // present beside it (a missing one is this copy's failure), but …
+  let graphene: GrapheneApi | undefined;
+  return {
+    pkcs11js,
+    // … loaded on first use: the daemon's pkcs11 backend calls pkcs11js alone, and graphene's many
+    // small files cost ≈ 60 ms of its start-up (docs/performance.md "Start-up").
+    get graphene(): GrapheneApi {
+      return (graphene ??= req('graphene-pk11') as GrapheneApi);
+    },
+  };
 }
 
 let cached: Pkcs11Binding | undefined;
@@ -41,7 +49,7 @@ export function pkcs11Binding(root = packageRoot()): Pkcs11Binding {
   if (cached) return cached;
   const failures: string[] = [];
   try {
-    cached = { ...loadFrom(createRequire(join(root, 'package.json'))), source: 'dependency' };
+    cached = Object.assign(loadFrom(createRequire(join(root, 'package.json'))), { source: 'dependency' });
     return cached;
   } catch (e) {
     failures.push(`the pkcs11js dependency (${firstLine(e)})`);
@@ -50,7 +58,7 @@ export function pkcs11Binding(root = packageRoot()): Pkcs11Binding {
   if (existsSync(join(dir, 'pkcs11js', 'package.json'))) {
     try {
       // resolves pkcs11js and graphene-pk11 from dir, and graphene's own require('pkcs11js') too
-      cached = { ...loadFrom(createRequire(join(dir, 'index.js'))), source: dir };
+      cached = Object.assign(loadFrom(createRequire(join(dir, 'index.js'))), { source: dir });
       return cached;
     } catch (e) {
       failures.push(`${dir} (${firstLine(e)})`);

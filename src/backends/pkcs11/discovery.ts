@@ -2,7 +2,6 @@
 // keys with their SubjectPublicKeyInfo (from the certificate, else from the public key object or
 // the private key's public attributes) and the certificate chains found on the token.
 import { createPublicKey } from 'node:crypto';
-import type * as graphene from 'graphene-pk11';
 import type { Logger } from 'pino';
 import type * as P from 'pkcs11js';
 import { OID, bitString, decode, oid, parseCertificate, parseSpki, readOid, seq, TAG } from '../../core/der.js';
@@ -30,15 +29,25 @@ export interface FoundKey {
   sigLen: number;
 }
 
+/** A slot with a token, as the backend uses it. */
+export interface FoundSlot {
+  handle: Buffer;
+  token: P.TokenInfo;
+  description: string;
+}
+
 /** The slot with the token labelled `tokenLabel`, else the `slotIndex`-th slot with a token. */
-export function findSlot(mod: graphene.Module, tokenLabel: string | undefined, slotIndex: number | undefined): graphene.Slot {
-  const slots = mod.getSlots(true);
+export function findSlot(lib: P.PKCS11, tokenLabel: string | undefined, slotIndex: number | undefined): FoundSlot {
+  const slots = lib.C_GetSlotList(true);
   const found: string[] = [];
   for (let i = 0; i < slots.length; i++) {
-    const s = slots.items(i);
-    const label = s.getToken().label.trim();
+    const handle = slots[i]!;
+    const token = lib.C_GetTokenInfo(handle);
+    const label = token.label.trim();
     found.push(`"${label}"`);
-    if (tokenLabel !== undefined ? label === tokenLabel : i === (slotIndex ?? 0)) return s;
+    if (tokenLabel !== undefined ? label === tokenLabel : i === (slotIndex ?? 0)) {
+      return { handle, token, description: lib.C_GetSlotInfo(handle).slotDescription.trim() };
+    }
   }
   const wanted = tokenLabel !== undefined ? `labelled "${tokenLabel}"` : `at slot index ${slotIndex ?? 0}`;
   throw sbError('SIGNBRIDGE_ERR_TOKEN_NOT_FOUND', { wanted, available: found.length ? found.join(', ') : 'none' });

@@ -1,11 +1,9 @@
-// The "pkcs11" backend: signs with a local PKCS#11 token through graphene-pk11 / pkcs11js
-// (SoftHSMv2 in tests). It composes the shared library (library.ts), the key listing
-// (discovery.ts), the request checks (mechanism.ts) and the signing scheduler (scheduler.ts:
-// event loop for fast keys, thread pool for slow ones). graphene loads the library and walks
-// slots/tokens; the hot path calls pkcs11js (graphene's `lib`) directly with pre-sized buffers.
+// The "pkcs11" backend: signs with a local PKCS#11 token through pkcs11js (SoftHSMv2 in tests).
+// It composes the shared library (library.ts), the key listing (discovery.ts), the request checks
+// (mechanism.ts) and the signing scheduler (scheduler.ts: event loop for fast keys, thread pool
+// for slow ones). The hot path calls pkcs11js with pre-sized buffers.
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type * as graphene from 'graphene-pk11';
 import type { Logger } from 'pino';
 import type * as P from 'pkcs11js';
 import { sbError } from '../../core/errors.js';
@@ -44,7 +42,6 @@ const PIN_ERRORS = [CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE, CKR_P
 
 export class Pkcs11Backend implements Backend {
   readonly name = 'pkcs11';
-  private mod: graphene.Module | undefined;
   private lib: P.PKCS11 | undefined;
   private mainSession: Buffer | undefined;
   private scheduler: SignScheduler | undefined;
@@ -65,17 +62,15 @@ export class Pkcs11Backend implements Backend {
 
   async start(): Promise<void> {
     const { library } = this.opts;
-    let mod: graphene.Module;
+    let lib: P.PKCS11;
     try {
-      mod = acquireLibrary(library);
+      lib = this.lib = acquireLibrary(library);
     } catch (e) {
       throw sbError('SIGNBRIDGE_ERR_PKCS11_LIBRARY', { library, reason: (e as Error).message }, { cause: e });
     }
-    this.mod = mod;
-    const lib = (this.lib = mod.lib);
     try {
-      const slot = findSlot(mod, this.opts.tokenLabel, this.opts.slotIndex);
-      const t = slot.getToken();
+      const slot = findSlot(lib, this.opts.tokenLabel, this.opts.slotIndex);
+      const t = slot.token;
       this.mainSession = lib.C_OpenSession(slot.handle, CKF_SERIAL_SESSION);
       this.login(t.label.trim());
       const scheduler = new SignScheduler({
@@ -94,7 +89,7 @@ export class Pkcs11Backend implements Backend {
         serial,
         model: t.model.trim(),
         manufacturer: t.manufacturerID.trim(),
-        description: `signbridge pkcs11: ${slot.slotDescription.trim()}`.slice(0, 64),
+        description: `signbridge pkcs11: ${slot.description}`.slice(0, 64),
         keys,
       };
       const h = createHash('sha256');
@@ -153,8 +148,7 @@ export class Pkcs11Backend implements Backend {
       }
     }
     this.mainSession = undefined;
-    if (this.mod) releaseLibrary(this.opts.library);
-    this.mod = undefined;
+    if (this.lib) releaseLibrary(this.opts.library);
     this.lib = undefined;
   }
 }

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo, printMachine } from './machine.mjs';
-import { CKM_ECDSA, CKM_SHA256_RSA_PKCS, buildSignLoop, dsyncAppendP50, printSequential, sequentialRows, startP11kit } from './sequential.mjs';
+import { CKM_ECDSA, CKM_SHA256_RSA_PKCS, buildSignLoop, dsyncAppendP50, printSequential, roundTripRows, sequentialRows, startP11kit } from './sequential.mjs';
 import { printTargets, targets } from './targets.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,6 +66,8 @@ try {
   result.diskDsyncP50Us = dsyncAppendP50(join(dir, 'audit'));
   result.tmpfsDsyncP50Us = dsyncAppendP50(shm);
   printSequential(result.sequential, COUNT);
+  result.roundTrip = await roundTripRows(dir, COUNT);
+  console.log(`\none 64-byte request and reply over a unix socket, no signing (the floor under any forwarding), p50: C client ↔ C epoll server ${result.roundTrip.c_us.toFixed(1)} µs, C client ↔ Node net server ${result.roundTrip.node_us.toFixed(1)} µs`);
   console.log(`\n200-byte O_DSYNC append (one audit record), p50: disk ${result.diskDsyncP50Us.toFixed(1)} µs (${join(dir, 'audit')}), tmpfs ${result.tmpfsDsyncP50Us.toFixed(1)} µs`);
 
   result.startup = await daemonStartup(dir, token);

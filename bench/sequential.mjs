@@ -60,29 +60,82 @@ export async function startP11kit(dir, token, baseEnv) {
   return { address: `unix:path=${name}`, stop: () => child.kill('SIGTERM') };
 }
 
+/** Median of numbers. */
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
 /**
- * For each key: direct, p11-kit, signbridge (tmpfs audit), signbridge (disk audit). Rows carry
- * `overhead` = p50 − the same key's direct p50 (same run).
+ * For each key: direct, p11-kit, signbridge (tmpfs audit), signbridge (disk audit). The paths take
+ * turns: `rounds` rounds of count/rounds signatures each, path after path, so a slow spell of this
+ * shared machine lands on every path instead of on one row; a row's p50/p90/p99 are the medians of
+ * its rounds' (`round_p50_us` keeps each round's p50). Rows carry `overhead` = p50 − the same key's
+ * direct p50.
  */
-export function sequentialRows({ loop, count, token, pin, p11kit, sockets, module, keys }) {
+export function sequentialRows({ loop, count, token, pin, p11kit, sockets, module, keys, rounds = 5 }) {
   const baseEnv = { ...process.env, SOFTHSM2_CONF: token.softhsmConf };
   const rows = [];
+  const per = Math.max(100, Math.round(count / rounds));
   for (const k of keys) {
-    const row = (path, id, r, direct) => rows.push({ key: k.name, mech: k.mechName, path, id, ...r, overhead: direct ? r.p50_us - direct.p50_us : 0 });
-    const direct = measure(loop, token.library, k.idHex, k.mech, count, { ...baseEnv, SIGN_LOOP_PIN: pin });
-    row('SoftHSMv2 directly (the floor)', 'direct', direct);
-    if (p11kit) row('p11-kit server + p11-kit-client.so', 'p11kit', measure(loop, P11KIT_CLIENT, k.idHex, k.mech, count, { ...baseEnv, SIGN_LOOP_PIN: pin, P11_KIT_SERVER_ADDRESS: p11kit.address }), direct);
-    row('signbridge, audit log on tmpfs', 'sb_tmpfs', measure(loop, module, k.idHex, k.mech, count, { ...process.env, SIGNBRIDGE_SOCKET: sockets.tmpfs }), direct);
-    row('signbridge, audit log on disk', 'sb_disk', measure(loop, module, k.idHex, k.mech, count, { ...process.env, SIGNBRIDGE_SOCKET: sockets.disk }), direct);
+    const paths = [
+      { id: 'direct', path: 'SoftHSMv2 directly (the floor)', module: token.library, env: { ...baseEnv, SIGN_LOOP_PIN: pin } },
+      ...(p11kit ? [{ id: 'p11kit', path: 'p11-kit server + p11-kit-client.so', module: P11KIT_CLIENT, env: { ...baseEnv, SIGN_LOOP_PIN: pin, P11_KIT_SERVER_ADDRESS: p11kit.address } }] : []),
+      { id: 'sb_tmpfs', path: 'signbridge, audit log on tmpfs', module, env: { ...process.env, SIGNBRIDGE_SOCKET: sockets.tmpfs } },
+      { id: 'sb_disk', path: 'signbridge, audit log on disk', module, env: { ...process.env, SIGNBRIDGE_SOCKET: sockets.disk } },
+    ];
+    const runs = new Map(paths.map((p) => [p.id, []]));
+    for (let r = 0; r < rounds; r++) for (const p of paths) runs.get(p.id).push(measure(loop, p.module, k.idHex, k.mech, per, p.env));
+    const stat = (id) => {
+      const rs = runs.get(id);
+      return {
+        p50_us: median(rs.map((x) => x.p50_us)), p90_us: median(rs.map((x) => x.p90_us)), p99_us: median(rs.map((x) => x.p99_us)),
+        mean_us: median(rs.map((x) => x.mean_us)), n: rs.reduce((a, x) => a + x.n, 0), round_p50_us: rs.map((x) => x.p50_us),
+      };
+    };
+    const direct = stat('direct');
+    for (const p of paths) {
+      const r = p.id === 'direct' ? direct : stat(p.id);
+      rows.push({ key: k.name, mech: k.mechName, path: p.path, id: p.id, ...r, overhead: p.id === 'direct' ? 0 : r.p50_us - direct.p50_us });
+    }
   }
   return rows;
 }
 
 export function printSequential(rows, count) {
   const fmt = (n, w) => String(typeof n === 'number' ? n.toFixed(1) : n).padStart(w);
-  console.log(`\nC_SignInit + C_Sign, sequential, ${count} signatures per row (after ${Math.floor(count / 10) + 1} warm-up), µs`);
+  const rounds = rows[0]?.round_p50_us?.length ?? 1;
+  console.log(`\nC_SignInit + C_Sign, sequential, ${count} signatures per row in ${rounds} rounds taken in turn by the paths; medians of the rounds, µs`);
   console.log(`${'key'.padEnd(9)} ${'mechanism'.padEnd(20)} ${'path'.padEnd(36)} ${'p50'.padStart(8)} ${'p90'.padStart(8)} ${'p99'.padStart(8)} ${'p50 overhead'.padStart(13)}`);
   for (const r of rows) {
     console.log(`${r.key.padEnd(9)} ${r.mech.padEnd(20)} ${r.path.padEnd(36)} ${fmt(r.p50_us, 8)} ${fmt(r.p90_us, 8)} ${fmt(r.p99_us, 8)} ${fmt(r.overhead, 13)}`);
   }
+}
+
+/**
+ * The floor under any forwarding: one 64-byte request and reply over a unix socket, no signing —
+ * a C client against a C epoll server and against Node's net echo server, taking turns like the
+ * signature rows. { c_us, node_us } (medians of the rounds' p50s).
+ */
+export async function roundTripRows(dir, count = 3000, rounds = 5) {
+  const exe = join(dir, 'echo');
+  execFileSync('cc', ['-O2', '-std=c11', '-D_POSIX_C_SOURCE=200809L', join(root, 'bench/echo.c'), '-o', exe]);
+  const nodeSock = join(dir, 'echo-node.sock');
+  const node = spawn(process.execPath, ['-e', `const net = require('node:net'); net.createServer((c) => c.on('data', (d) => c.write(d))).listen(${JSON.stringify(nodeSock)}, () => console.log('ready'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((r) => node.stdout.once('data', r));
+  const per = Math.max(100, Math.round(count / rounds));
+  const c = [];
+  const n = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const cSock = join(dir, `echo-c-${r}.sock`);
+      const srv = spawn(exe, ['server', cSock], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((res) => srv.stdout.once('data', res));
+      const one = (sock) => Number(/p50_us=([\d.]+)/.exec(execFileSync(exe, ['client', sock, String(per)], { encoding: 'utf8' }))[1]);
+      c.push(one(cSock));
+      srv.kill();
+      n.push(one(nodeSock));
+    }
+  } finally {
+    node.kill();
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  return { c_us: median(c), node_us: median(n) };
 }

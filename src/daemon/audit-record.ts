@@ -50,9 +50,31 @@ export function outcomeRecord(id: string, o: SignOutcome, time = new Date()): Re
   return JSON.parse(outcomeLine(id, o, time)) as Record<string, unknown>;
 }
 
-// Per key and per peer the JSON fragment never changes: build it once.
+// Per key, per peer and per mechanism the JSON fragment never changes: build it once.
 const keyJson = new WeakMap<KeyRecord, string>();
 const peerJson = new WeakMap<PeerInfo, string>();
+const mechJson = new Map<bigint, string>();
+
+function mechPart(m: bigint): string {
+  let s = mechJson.get(m);
+  if (s === undefined) {
+    s = `"mechanism":${JSON.stringify(ckmName(m))},`;
+    if (mechJson.size < 256) mechJson.set(m, s); // mechanisms come from the wire: bounded
+  }
+  return s;
+}
+
+// One ISO time string per millisecond: signatures in the same millisecond share it.
+let isoMs = -1;
+let isoText = '';
+function isoTime(d: Date): string {
+  const ms = d.getTime();
+  if (ms !== isoMs) {
+    isoText = d.toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+}
 
 function keyPart(key: KeyRecord | undefined, handle: Buffer): string {
   if (!key) return `{"id":null,"label":null,"handle":"${handle.toString('hex')}"}`;
@@ -84,13 +106,13 @@ export function requestLine(e: SignRequestEvent, id: string): string {
       ? `"hash":"${ckmName(hashAlg)}","digest":"${data.toString('hex', data.length - n)}"`
       : `"hash":null,"data_sha256":"${createHash('sha256').update(data).digest('hex')}"`;
   return (
-    `{"time":"${e.time.toISOString()}","id":"${id}","event":"request","peer":${peerPart(e.peer)},` +
-    `"key":${keyPart(e.key, e.req.key_handle)},"mechanism":${JSON.stringify(ckmName(e.req.mechanism))},${digest}}`
+    `{"time":"${isoTime(e.time)}","id":"${id}","event":"request","peer":${peerPart(e.peer)},` +
+    `"key":${keyPart(e.key, e.req.key_handle)},${mechPart(e.req.mechanism)}${digest}}`
   );
 }
 
 /** The outcome line (no newline). */
 export function outcomeLine(id: string, o: SignOutcome, time = new Date()): string {
   const outcome = o.rv === 0 ? '"outcome":"ok"' : `"outcome":${JSON.stringify(ckrName(o.rv))},"error":${JSON.stringify(o.message)}`;
-  return `{"time":"${time.toISOString()}","id":"${id}","event":"outcome",${outcome},"backend_us":${o.backendUs}}`;
+  return `{"time":"${isoTime(time)}","id":"${id}","event":"outcome",${outcome},"backend_us":${o.backendUs}}`;
 }

@@ -166,26 +166,39 @@ export class AuditLog implements AuditSink {
     return this.size > 0 && this.size + n > this.maxBytes; // rotation is asynchronous
   }
 
-  private takeBatch(): Buffer {
-    const text = this.pending.join('');
+  /** Every pending line as one string (they all go out with this write), and how many lines. */
+  private takeText(): { text: string; n: number } {
+    const n = this.pending.length;
+    const text = n === 1 ? this.pending[0]! : this.pending.join('');
     this.pending = [];
-    this.armed = false; // every pending line goes out with this write
-    return Buffer.from(this.torn ? '\n' + text : text, 'utf8');
+    this.armed = false;
+    return { text: this.torn ? '\n' + text : text, n };
   }
 
+  private takeBatch(): Buffer {
+    const { text } = this.takeText();
+    return Buffer.from(text, 'utf8');
+  }
+
+  /** On the event loop: the string goes to write(2) as it is (no Buffer of our own on the hot path). */
   private writeNow(): void {
-    const data = this.takeBatch();
-    const n = countLines(data);
-    let off = 0;
+    const { text, n } = this.takeText();
+    const total = Buffer.byteLength(text);
+    let done = 0;
     try {
-      while (off < data.length) off += writeSync(this.fh.fd, data, off, data.length - off);
+      done = writeSync(this.fh.fd, text);
+      if (done < total) {
+        // a short write (a full disk, a signal): the rest from a Buffer, at the byte offset
+        const data = Buffer.from(text, 'utf8');
+        while (done < total) done += writeSync(this.fh.fd, data, done, total - done);
+      }
     } catch (e) {
-      if (off > 0) this.torn = true;
+      if (done > 0) this.torn = true;
       this.logger?.error({ file: this.file, err: (e as Error).message }, 'cannot write the audit log: signatures are refused until it can be written');
       throw e;
     }
     this.torn = false;
-    this.size += data.length;
+    this.size += total;
     this.batches++;
     this.syncWrites++;
     this.lines += n;

@@ -77,6 +77,8 @@ export class Dispatcher {
   private cachedGen: bigint | undefined;
   private cachedFrame: Buffer = Buffer.alloc(0);
   private byHandle = new Map<string, KeyRecord>();
+  private lastHandle: Buffer = Buffer.alloc(0);
+  private lastKey: KeyRecord | undefined;
 
   constructor(private readonly o: DispatcherOptions) {
     this.backend = o.backend;
@@ -89,11 +91,23 @@ export class Dispatcher {
     if (gen === this.cachedGen) return;
     const tokens = this.backend.tokens();
     this.byHandle = new Map(tokens.flatMap((t) => t.keys.map((k) => [k.handle.toString('hex'), k] as const)));
+    this.lastKey = undefined;
     // protocol.md "LOGIN": with a client secret every slot's token says a login is required
     const extra = this.o.login?.required ? CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED : 0;
     const slots = buildSlots(tokens).map((sl) => ({ ...sl, token_flags: sl.token_flags | extra }));
     this.cachedFrame = encodeReply('GET_INVENTORY', 0, { generation: gen, slots });
     this.cachedGen = gen;
+  }
+
+  /** The key a wire handle names; a tool signs with one key over and over, so the last one is kept. */
+  private keyFor(handle: Buffer): KeyRecord | undefined {
+    if (this.lastKey && handle.equals(this.lastHandle)) return this.lastKey;
+    const key = this.byHandle.get(handle.toString('hex'));
+    if (key) {
+      this.lastHandle = key.handle;
+      this.lastKey = key;
+    }
+    return key;
   }
 
   /** server.ts's accept(): the request handler of one new connection. */
@@ -157,7 +171,7 @@ export class Dispatcher {
   private sign(conn: Connection, id: number, req: SignRequest, needLogin: boolean): void | Promise<void> {
     if (this.cachedGen !== this.backend.generation()) this.refresh();
     // The one resolution of the handle: this record signs and is what the audit line names.
-    const key = this.byHandle.get(req.key_handle.toString('hex'));
+    const key = this.keyFor(req.key_handle);
     const call: SignCall = { conn, id, req, t0: process.hrtime.bigint(), ticket: undefined };
     if (this.o.audit) {
       try {
@@ -200,7 +214,7 @@ export class Dispatcher {
    */
   private authorize(conn: Connection, id: number, req: AuthorizeRequest, needLogin: boolean): void | Promise<void> {
     if (this.cachedGen !== this.backend.generation()) this.refresh();
-    const key = this.byHandle.get(req.key_handle.toString('hex'));
+    const key = this.keyFor(req.key_handle);
     const fail = (e: unknown): void => {
       const { rv, message } = replyError(e);
       conn.log.warn({ rv: ckrName(rv), key: key?.label, err: message }, 'authorisation failed');

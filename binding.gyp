@@ -76,7 +76,19 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
       "conditions": [
         ["OS == 'linux'", {
-          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"]
+          "sources": [
+            "native/addon/native_signer.cpp",
+            "native/common/wire.cpp",
+            "native/common/framing.cpp",
+            "native/common/messages.cpp"
+          ],
+          "include_dirs": [
+            "native/common",
+            "native/pkcs11",
+            "<(pkcs11_include)"
+          ],
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"],
+          "libraries": ["-ldl"]
         }]
       ],
       "xcode_settings": {

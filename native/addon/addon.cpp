@@ -1,7 +1,8 @@
 // signbridge_addon (design.md "Addon API"):
 //   peerCredentials(fd: number): { pid: number; uid: number; gid: number }
 //   verifyDigest(spkiDer, kind, digest, signature, hash?, saltLen?): boolean   (Linux, see below)
-//   On Windows also the daemon's named-pipe server and its user SID (pipe_server_win.cpp).
+//   On Windows also the daemon's named-pipe server and its user SID (pipe_server_win.cpp);
+//   elsewhere the daemon's native signing path (native_signer.cpp).
 // Errors are JS Error objects with `.code` set here, never parsed back out of a message.
 #include <errno.h>
 #ifndef _WIN32
@@ -19,6 +20,8 @@
 
 #ifdef _WIN32
 void RegisterPipeServer(Napi::Env env, Napi::Object exports);
+#else
+void RegisterNativeSigner(Napi::Env env, Napi::Object exports);
 #endif
 
 namespace {
@@ -213,6 +216,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
 #ifdef _WIN32
   RegisterPipeServer(env, exports);
+#else
+  RegisterNativeSigner(env, exports);  // native_signer.cpp: the daemon's SIGN path for fast keys
 #endif
 #if SB_HAVE_VERIFY_DIGEST
   // Only when the host executable exports OpenSSL (Node's own does on Linux): the JS fallback

@@ -3,6 +3,7 @@
 // and calls sign(key, params) with it; errors are thrown as SignbridgeError whose `.ckr` becomes the
 // reply's rv (protocol.md "SIGN" error table). SignParams is the backend's view of a signature;
 // the decoded wire message is protocol.ts's SignRequest (bigint fields, key_handle).
+import type { NativeSignerApi } from '../native/loader.js';
 import type { KeyRecord, TokenRecord } from '../core/keys.js';
 
 /** What to sign, once the key is known (numbers, not the wire's bigints). */
@@ -40,6 +41,11 @@ export interface Backend {
    * SignbridgeError whose `.ckr` is one C_Login may return. Backends without such keys omit it.
    */
   authorize?(key: KeyRecord, secret: Buffer): Promise<number>;
+  /**
+   * The native SIGN path of this backend's fast keys (docs/performance.md "The native signing
+   * path"), when it has one: the daemon offers it SIGN frames first and handles what it declines.
+   */
+  readonly native?: NativeSignerApi | undefined;
   /** Finish in-flight signatures, then release the token. */
   close(): Promise<void>;
 }

@@ -162,5 +162,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     requirePeerCredentials: true,
     pipe: addon.pipe,
     verifyDigest: addon.verifyDigest,
+    // SIGNBRIDGE_NATIVE_SIGN=0: every signature through the JavaScript path (the bench compares both)
+    nativeSigner: process.env.SIGNBRIDGE_NATIVE_SIGN === '0' ? undefined : addon.NativeSigner,
   });
 }

@@ -4,7 +4,7 @@
 // connection: the request line is on every signature's critical path (docs/performance.md).
 import { createHash } from 'node:crypto';
 import type { KeyRecord } from '../core/keys.js';
-import { CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA_1, ckmName, ckrName } from '../core/pkcs11.js';
+import { CKM_ECDSA, CKM_EDDSA, CKM_RSA_PKCS, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA_1, ckmName, ckrName } from '../core/pkcs11.js';
 import type { SignRequest } from '../ipc/protocol.js';
 import type { PeerInfo } from './server.js';
 
@@ -76,7 +76,7 @@ function isoTime(d: Date): string {
   return isoText;
 }
 
-function keyPart(key: KeyRecord | undefined, handle: Buffer): string {
+export function keyPart(key: KeyRecord | undefined, handle: Buffer): string {
   if (!key) return `{"id":null,"label":null,"handle":"${handle.toString('hex')}"}`;
   let s = keyJson.get(key);
   if (s === undefined) {
@@ -86,7 +86,7 @@ function keyPart(key: KeyRecord | undefined, handle: Buffer): string {
   return s; // the key was found by this very handle (dispatcher.ts), so its handle is the request's
 }
 
-function peerPart(peer: PeerInfo | undefined): string {
+export function peerPart(peer: PeerInfo | undefined): string {
   if (!peer) return 'null';
   let s = peerJson.get(peer);
   if (s === undefined) {
@@ -115,4 +115,16 @@ export function requestLine(e: SignRequestEvent, id: string): string {
 export function outcomeLine(id: string, o: SignOutcome, time = new Date()): string {
   const outcome = o.rv === 0 ? '"outcome":"ok"' : `"outcome":${JSON.stringify(ckrName(o.rv))},"error":${JSON.stringify(o.message)}`;
   return `{"time":"${isoTime(time)}","id":"${id}","event":"outcome",${outcome},"backend_us":${o.backendUs}}`;
+}
+
+/**
+ * The request line's mechanism and hash fragments for the native signing path, which writes the
+ * same line for CKM_ECDSA, CKM_RSA_PKCS and CKM_EDDSA (native/addon/native_signer.cpp): one
+ * format, made here. Hashes: [CKM_SHA*, digest length, '"hash":"CKM_SHA…","digest":"'].
+ */
+export function nativeFragments(): { mechJson: Record<number, string>; hashes: Array<[number, number, string]> } {
+  const mechJson: Record<number, string> = {};
+  for (const m of [CKM_ECDSA, CKM_RSA_PKCS, CKM_EDDSA]) mechJson[m] = mechPart(BigInt(m));
+  const hashes = [...HASH_LEN].map(([ckm, len]): [number, number, string] => [ckm, len, `"hash":"${ckmName(ckm)}","digest":"`]);
+  return { mechJson, hashes };
 }

@@ -18,6 +18,7 @@ import { constants, statfsSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import type { NativeSignerApi } from '../native/loader.js';
 import { outcomeLine, requestLine, type SignOutcome, type SignRequestEvent } from './audit-record.js';
 
 export type { SignOutcome, SignRequestEvent } from './audit-record.js';
@@ -32,6 +33,8 @@ export interface AuditTicket {
 /** Where the dispatcher records SIGNs. recordRequest throws when the record certainly failed. */
 export interface AuditSink {
   recordRequest(e: SignRequestEvent): AuditTicket;
+  /** The native signing path answered a SIGN: its outcome line is waiting there to be written. */
+  nativeOutcome?(): void;
 }
 
 export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
@@ -61,7 +64,16 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
+/** What the audit log gives the native signing path and takes from it (src/native/loader.ts NativeSignerApi). */
+export type NativeAuditPeer = Pick<NativeSignerApi, 'audit' | 'auditFd' | 'takeOutcomes'>;
+
 export class AuditLog implements AuditSink {
+  /**
+   * Shared with the native signing path, which writes request records to the same descriptor:
+   * [0] the last record's sequence number, [1] the file's size, [2] 1 when a write failed part-way.
+   */
+  private readonly state = new Float64Array(3);
+  private native: NativeAuditPeer | undefined;
   /** lines waiting for the next write; `waiters` are the synced records among them */
   private pending: string[] = [];
   private waiters: Waiter[] = [];
@@ -70,9 +82,7 @@ export class AuditLog implements AuditSink {
   private timer: NodeJS.Timeout | undefined;
   private armed = false;
   private closed = false;
-  /** a write failed part-way: start the next batch on a new line so later lines still parse */
-  private torn = false;
-  private seq = 0;
+
   /** prefix of this run's record ids (a restarted daemon starts its own) */
   private readonly run = randomBytes(4).toString('hex');
   /** writes made (each one O_DSYNC write), for the bench/tests */
@@ -84,13 +94,46 @@ export class AuditLog implements AuditSink {
   private constructor(
     readonly file: string,
     private fh: FileHandle,
-    private size: number,
+    size: number,
     private readonly maxBytes: number,
     private readonly keep: number,
     private readonly logger: Logger | undefined,
     /** true: request records are written on the event loop */
     readonly onLoop: boolean,
-  ) {}
+  ) {
+    this.size = size;
+  }
+
+  private get size(): number {
+    return this.state[1]!;
+  }
+  private set size(n: number) {
+    this.state[1] = n;
+  }
+  /** a write failed part-way: start the next batch on a new line so later lines still parse */
+  private get torn(): boolean {
+    return this.state[2] !== 0;
+  }
+  private set torn(t: boolean) {
+    this.state[2] = t ? 1 : 0;
+  }
+
+  /**
+   * Let the native signing path write request records here too (only where they are written on
+   * the loop: a memory file system). Its records take sequence numbers from the same counter, its
+   * outcome lines come back through takeOutcomes() into this log's next write.
+   */
+  attachNative(native: NativeAuditPeer, fragments: { mechJson: Record<number, string>; hashes: Array<[number, number, string]> }): boolean {
+    if (!this.onLoop || this.closed) return false;
+    native.audit(this.fh.fd, this.run, this.state, this.maxBytes, fragments.mechJson, fragments.hashes);
+    this.native = native;
+    return true;
+  }
+
+  /** The native path answered a signature: its outcome line waits there; see that it is written. */
+  nativeOutcome(): void {
+    this.armOutcomeTimer();
+  }
 
   /** The open file descriptor (tests read its flags from /proc/self/fdinfo). */
   get fd(): number {
@@ -127,7 +170,7 @@ export class AuditLog implements AuditSink {
 
   /** The request record now (on disk before `durable` settles); its outcome line later. */
   recordRequest(e: SignRequestEvent): AuditTicket {
-    const id = `${this.run}-${++this.seq}`;
+    const id = `${this.run}-${++this.state[0]!}`;
     const durable = this.appendLine(requestLine(e, id));
     return { durable: durable ?? undefined, outcome: (o) => this.appendLater(outcomeLine(id, o)) };
   }
@@ -146,6 +189,10 @@ export class AuditLog implements AuditSink {
   private appendLater(line: string): void {
     if (this.closed) return;
     this.pending.push(line + '\n');
+    this.armOutcomeTimer();
+  }
+
+  private armOutcomeTimer(): void {
     if (this.armed || this.flushing) return;
     this.armed = true;
     // one timer, re-armed (refresh) rather than made per signature
@@ -154,10 +201,24 @@ export class AuditLog implements AuditSink {
       this.timer = setTimeout(() => {
         if (!this.armed) return; // a write took the lines along meanwhile
         this.armed = false;
-        if (!this.flushing && this.pending.length > 0) void this.flush();
+        this.collectNative();
+        if (this.flushing || this.pending.length === 0) return;
+        if (this.onLoop && !this.torn && !this.rotationDue()) {
+          try {
+            this.writeNow(); // a memory file system: cheaper than a thread-pool round trip
+          } catch {
+            /* logged by writeNow; the lines of a failed write are lost, as in flush() */
+          }
+        } else void this.flush();
       }, OUTCOME_DELAY_MS);
       this.timer.unref();
     }
+  }
+
+  /** The native path's outcome lines go out with this log's next write, ahead of its own lines. */
+  private collectNative(): void {
+    const lines = this.native?.takeOutcomes();
+    if (lines) this.pending.unshift(lines);
   }
 
   private rotationDue(): boolean {
@@ -168,6 +229,7 @@ export class AuditLog implements AuditSink {
 
   /** Every pending line as one string (they all go out with this write), and how many lines. */
   private takeText(): { text: string; n: number } {
+    this.collectNative();
     const n = this.pending.length;
     const text = n === 1 ? this.pending[0]! : this.pending.join('');
     this.pending = [];
@@ -202,6 +264,7 @@ export class AuditLog implements AuditSink {
     this.batches++;
     this.syncWrites++;
     this.lines += n;
+    this.native?.auditFd(this.fh.fd); // the native path stops at a failed write; the log works again
   }
 
   private async flush(): Promise<void> {
@@ -213,9 +276,13 @@ export class AuditLog implements AuditSink {
         try {
           if (this.rotationDue()) await this.rotate();
           const data = this.takeBatch();
-          this.torn = true;
           let off = 0;
-          while (off < data.length) off += (await this.fh.write(data, off, data.length - off)).bytesWritten;
+          try {
+            while (off < data.length) off += (await this.fh.write(data, off, data.length - off)).bytesWritten;
+          } catch (e) {
+            this.torn = true; // how much of the failed write reached the file is unknown
+            throw e;
+          }
           this.torn = false;
           this.size += data.length;
           this.batches++;
@@ -233,6 +300,7 @@ export class AuditLog implements AuditSink {
   }
 
   private async rotate(): Promise<void> {
+    this.native?.auditFd(-1); // nothing native is written to a descriptor being closed (and maybe reused)
     await this.fh.close();
     for (let i = this.keep - 1; i >= 1; i--) await renameIfExists(`${this.file}.${i}`, `${this.file}.${i + 1}`);
     if (this.keep >= 1) await renameIfExists(this.file, `${this.file}.1`);
@@ -240,6 +308,7 @@ export class AuditLog implements AuditSink {
     this.fh = await open(this.file, this.keep >= 1 ? APPEND_DSYNC : APPEND_DSYNC | constants.O_TRUNC, 0o600);
     this.size = 0;
     await syncDir(dirname(this.file));
+    this.native?.auditFd(this.fh.fd);
     this.logger?.info({ file: this.file, keep: this.keep }, 'audit log rotated');
   }
 
@@ -247,8 +316,11 @@ export class AuditLog implements AuditSink {
   async close(): Promise<void> {
     if (this.closed) return;
     while (this.flushing) await new Promise((r) => setImmediate(r));
+    this.native?.auditFd(-1);
+    this.collectNative();
     if (this.pending.length > 0) await this.flush();
     this.closed = true;
+    this.native = undefined;
     if (this.timer) clearTimeout(this.timer);
     await this.fh.close();
   }

@@ -12,6 +12,8 @@ import {
   PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, encodeErrorReply, encodeReply, withId,
   type AuthorizeRequest, type CallName, type HelloRequest, type SignRequest,
 } from '../ipc/protocol.js';
+import type { NativeSignerApi } from '../native/loader.js';
+import { keyPart, peerPart } from './audit-record.js';
 import type { AuditSink, AuditTicket } from './audit.js';
 import type { LoginGate } from './client-auth.js';
 import type { Connection, RequestHandler, RequestMessage } from './server.js';
@@ -24,6 +26,11 @@ export interface DispatcherOptions {
   login?: LoginGate | undefined;
   /** Audit trail of SIGN requests; absent → none. */
   audit?: AuditSink | undefined;
+  /**
+   * The backend's native signing path, already attached to the audit log (daemon/index.ts): SIGN
+   * frames of a greeted (and, with a client secret, logged-in) connection are offered to it first.
+   */
+  native?: NativeSignerApi | undefined;
 }
 
 const INTERNAL_ERROR = 'internal error in the signbridge daemon: see its log';
@@ -97,6 +104,7 @@ export class Dispatcher {
     const slots = buildSlots(tokens).map((sl) => ({ ...sl, token_flags: sl.token_flags | extra }));
     this.cachedFrame = encodeReply('GET_INVENTORY', 0, { generation: gen, slots });
     this.cachedGen = gen;
+    for (const k of this.byHandle.values()) this.o.native?.keyJson(k.handle, keyPart(k, k.handle));
   }
 
   /** The key a wire handle names; a tool signs with one key over and over, so the last one is kept. */
@@ -114,10 +122,21 @@ export class Dispatcher {
   readonly accept = (conn: Connection): RequestHandler => {
     let greeted = false;
     let loggedIn = false;
-    return (m: RequestMessage): void | Promise<void> => {
+    const native = this.o.native;
+    let nativeConn = -1; // the connection's id in the native signer; -1: not (yet) allowed there
+    const nativeAllowed = (): void => {
+      const ok = native !== undefined && greeted && (!this.o.login?.required || loggedIn);
+      if (ok && nativeConn < 0) nativeConn = native.conn(peerPart(conn.peer));
+      else if (!ok && nativeConn >= 0) {
+        native?.connEnd(nativeConn);
+        nativeConn = -1;
+      }
+    };
+    const handler: RequestHandler = (m: RequestMessage): void | Promise<void> => {
       if (!greeted) {
         if (m.call !== 'HELLO') throw sbError('SIGNBRIDGE_ERR_PROTOCOL', { detail: `first frame is ${m.call}, not HELLO` });
         greeted = this.hello(conn, m.id, m.body);
+        nativeAllowed();
         return;
       }
       switch (m.call) {
@@ -130,6 +149,7 @@ export class Dispatcher {
           m.body.pin.fill(0); // the PIN's bytes do not outlive the check
           // A failed LOGIN also drops an earlier success on this connection (fail closed).
           loggedIn = r.rv === 0;
+          nativeAllowed();
           conn.send(r.rv === 0 ? encodeReply('LOGIN', m.id, {}) : encodeErrorReply('LOGIN', m.id, r.rv, r.message));
           return;
         }
@@ -141,6 +161,23 @@ export class Dispatcher {
           throw sbError('SIGNBRIDGE_ERR_PROTOCOL', { detail: `a second ${m.call} on a greeted connection` });
       }
     };
+    if (native) {
+      // A SIGN the native path can make is answered there, request record and outcome line
+      // included; whatever it declines (undefined) is decoded and handled above, in full.
+      handler.frame = (f: Buffer): boolean => {
+        if (nativeConn < 0) return false;
+        const reply = native.sign(f, nativeConn);
+        if (reply === undefined) return false;
+        conn.send(reply);
+        this.o.audit?.nativeOutcome?.();
+        return true;
+      };
+      handler.closed = (): void => {
+        if (nativeConn >= 0) native.connEnd(nativeConn);
+        nativeConn = -1;
+      };
+    }
+    return handler;
   };
 
   /** protocol.md "HELLO": true when a version was agreed; else the reply says why and the connection ends. */

@@ -15,7 +15,9 @@ import { CscError } from '../backends/csc/errors.js';
 import type { CscBackend } from '../backends/csc/index.js';
 import type { CscConfig } from './csc-config.js';
 import type { Backend } from '../backends/types.js';
+import type { NativeSignerCtor } from '../native/loader.js';
 import { AuditLog } from './audit.js';
+import { nativeFragments } from './audit-record.js';
 import { ClientSecret, type LoginGate } from './client-auth.js';
 import type { DaemonConfig, StmConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
@@ -125,9 +127,11 @@ export interface StartOptions {
   pipe?: PipeApi | undefined;
   /** The addon's OpenSSL digest check for the stm backend (absent: its JS fallback). */
   verifyDigest?: NativeVerifyDigest | undefined;
+  /** The addon's native signing path for the pkcs11 backend's fast keys (absent: every signature in JS). */
+  nativeSigner?: NativeSignerCtor | undefined;
 }
 
-async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest): Promise<Backend> {
+async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.ProcessEnv, verifyDigest?: NativeVerifyDigest, nativeSigner?: NativeSignerCtor): Promise<Backend> {
   if (cfg.backend === 'stm') return createStmBackend(cfg.stm!, log, env, verifyDigest);
   if (cfg.backend === 'csc') return createCscBackend(cfg.csc!, log, env);
   // Loaded only for this backend: pkcs11js is a native addon, and an stm daemon runs where none
@@ -142,6 +146,7 @@ async function createBackend(cfg: DaemonConfig, log: Logger, env: NodeJS.Process
     logger: log.child({ backend: 'pkcs11' }),
     syncThresholdUs: cfg.pkcs11.syncThresholdUs,
     maxAsyncSessions: cfg.pkcs11.maxAsyncSessions,
+    nativeSigner,
   });
 }
 
@@ -159,7 +164,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
   // Secrets and credential files are checked first: a configuration mistake is exit 2, at once.
   checkSecretFiles(cfg);
   const login: LoginGate | undefined = cfg.clientSecretFile ? new ClientSecret(readClientSecretFile(cfg.clientSecretFile)) : undefined;
-  const backend = await createBackend(cfg, log, opts.env ?? process.env, opts.verifyDigest);
+  const backend = await createBackend(cfg, log, opts.env ?? process.env, opts.verifyDigest, opts.nativeSigner);
   // Refuse early (before logging in to the token / calling STM) when another daemon owns the socket.
   await DaemonServer.preparePath(cfg.socket, log);
   const audit = await openAudit(cfg, log);
@@ -169,7 +174,12 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     await audit.close();
     throw e;
   }
-  const dispatcher = new Dispatcher({ backend, serverName: `signbridge/${VERSION}`, login, audit });
+  // The native signing path writes its request records itself, so only where the audit log
+  // writes them on the event loop (a memory file system), and not when every signature is to be
+  // logged at debug level (docs/performance.md "The native signing path").
+  const native = backend.native && !log.isLevelEnabled('debug') && audit.attachNative(backend.native, nativeFragments()) ? backend.native : undefined;
+  log.debug({ native: native !== undefined }, 'signing path');
+  const dispatcher = new Dispatcher({ backend, serverName: `signbridge/${VERSION}`, login, audit, native });
   const server = new DaemonServer({
     socketPath: cfg.socket,
     logger: log,

@@ -48,7 +48,15 @@ export interface Connection {
  * connection is closed); a returned promise holds back that connection's next request until it
  * settles (it must not reject), and close() waits for it.
  */
-export type RequestHandler = (m: RequestMessage) => void | Promise<void>;
+export type RequestHandler = ((m: RequestMessage) => void | Promise<void>) & {
+  /**
+   * Offered each whole frame first, before it is decoded: true = answered already (the dispatcher's
+   * native signing path); false = decode it and call the handler as usual.
+   */
+  frame?: (f: Buffer) => boolean;
+  /** The connection is gone. */
+  closed?: () => void;
+};
 
 export interface ServerOptions {
   socketPath: string;
@@ -256,6 +264,7 @@ export class DaemonServer {
     const pump = (): void => {
       while (!busy && queue.length > 0 && !sock.destroyed) {
         const f = queue.shift()!;
+        if (handle.frame?.(f)) continue;
         let r: void | Promise<void>;
         try {
           const m = decodeMessage(f);
@@ -303,6 +312,7 @@ export class DaemonServer {
       if (decoder.pending > 0) log.warn({ err: `connection closed mid-frame (${decoder.pending} bytes of an incomplete frame)` }, 'malformed frame; closing this connection');
     });
     sock.on('close', () => {
+      handle.closed?.();
       this.conns.delete(sock);
       log.debug('client disconnected');
     });

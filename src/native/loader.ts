@@ -98,8 +98,32 @@ export interface PeerCredentials {
 }
 /** OpenSSL's check of a signature over a digest (native/addon/addon.cpp); ECDSA signatures are DER. */
 export type VerifyDigest = (spkiDer: Buffer, kind: 'ecdsa' | 'rsa-pss', digest: Buffer, signature: Buffer, hash?: string, saltLen?: number) => boolean;
+/**
+ * The daemon's native SIGN path for fast keys of the pkcs11 backend (native/addon/native_signer.cpp,
+ * docs/performance.md "The native signing path"). Event-loop thread only. `sign` answers a whole
+ * SIGN frame or declines it (undefined): the daemon's JavaScript path then handles that frame.
+ */
+export interface NativeSignerApi {
+  key(handle: Buffer, obj: Buffer, sigLen: number, mechanisms: number[], maxRsaData: number): void;
+  dropKey(handle: Buffer): void;
+  keyJson(handle: Buffer, json: string): void;
+  /** state: [last record seq, file size, torn] shared with src/daemon/audit.ts; hashes: [ckm, length, '"hash":"…","digest":"'] */
+  audit(fd: number, run: string, state: Float64Array, maxBytes: number, mechJson: Record<number, string>, hashes: Array<[number, number, string]>): void;
+  auditFd(fd: number): void;
+  conn(peerJson: string): number;
+  connEnd(id: number): void;
+  sign(frame: Buffer, conn: number): Buffer | undefined;
+  takeOutcomes(): string;
+  /** declined: how many frames went to the JavaScript path, by reason (native_signer.cpp kDeclineNames) */
+  stats(): { signed: number; declined: Record<string, number>; keys: number };
+  close(): void;
+}
+export type NativeSignerCtor = new (library: string, slot: Buffer, thresholdUs: number) => NativeSignerApi;
+
 export interface Addon {
   peerCredentials(fd: number): PeerCredentials;
+  /** Not on Windows (native/addon/native_signer.cpp is POSIX only). */
+  NativeSigner?: NativeSignerCtor | undefined;
   /** Windows only: the daemon's named-pipe server and its user SID (native/addon/pipe_server_win.cpp). */
   pipe?: PipeApi | undefined;
   /** Absent when the addon was built without it (win32) or the host exports no OpenSSL. */
@@ -119,6 +143,7 @@ export function loadAddon(root = packageRoot()): Addon {
     PipeServer?: new (name: string, onEvent: PipeEvent) => NativePipeServer;
     currentUserSid?: () => string;
     verifyDigest?: VerifyDigest;
+    NativeSigner?: NativeSignerCtor;
   };
   try {
     raw = require(p) as typeof raw;
@@ -136,6 +161,7 @@ export function loadAddon(root = packageRoot()): Addon {
       return native(fd);
     },
     verifyDigest: typeof raw.verifyDigest === 'function' ? raw.verifyDigest : undefined,
+    NativeSigner: typeof raw.NativeSigner === 'function' ? raw.NativeSigner : undefined,
   };
   const { PipeServer, currentUserSid } = raw;
   if (PipeServer && currentUserSid) addon.pipe = { listen: (name, onEvent) => new PipeServer(name, onEvent), currentUserSid };

@@ -6,11 +6,12 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type * as P from 'pkcs11js';
+import type { NativeSignerApi, NativeSignerCtor } from '../../native/loader.js';
 import { sbError } from '../../core/errors.js';
 import { describeKey, type KeyRecord, type TokenRecord } from '../../core/keys.js';
 import { primitiveOf } from '../../core/mechanisms.js';
 import {
-  CKR_PIN_EXPIRED, CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE, CKR_PIN_LOCKED, CKR_USER_ALREADY_LOGGED_IN, ckrName,
+  CKM_ECDSA, CKM_EDDSA, CKM_RSA_PKCS, CKR_PIN_EXPIRED, CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE, CKR_PIN_LOCKED, CKR_USER_ALREADY_LOGGED_IN, ckrName,
 } from '../../core/pkcs11.js';
 import type { Backend, SignParams } from '../types.js';
 import { TokenReader, findSlot } from './discovery.js';
@@ -32,12 +33,18 @@ export interface Pkcs11BackendOptions {
   /** Keys that sign faster than this sign synchronously on the event loop (default 1000 µs). */
   syncThresholdUs?: number | undefined;
   /**
+   * The addon's native signer (src/native/loader.ts): fast keys then sign without JavaScript per
+   * signature (docs/performance.md "The native signing path"). Absent: every signature in JS.
+   */
+  nativeSigner?: NativeSignerCtor | undefined;
+  /**
    * At most this many sessions for asynchronous signs (default min(4, cores): the libuv pool has 4
    * threads, and more CPU-bound signatures than cores would preempt the event loop itself).
    */
   maxAsyncSessions?: number | undefined;
 }
 
+const NATIVE_MECHANISMS = new Set([CKM_ECDSA, CKM_RSA_PKCS, CKM_EDDSA]);
 const PIN_ERRORS = [CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE, CKR_PIN_LOCKED, CKR_PIN_EXPIRED];
 
 export class Pkcs11Backend implements Backend {
@@ -47,6 +54,7 @@ export class Pkcs11Backend implements Backend {
   private scheduler: SignScheduler | undefined;
   private closing = false;
   private token: TokenRecord | undefined;
+  private nativeSigner: NativeSignerApi | undefined;
   private gen = 0n;
   private readonly log: Logger | undefined;
   private readonly threshold: number;
@@ -73,15 +81,23 @@ export class Pkcs11Backend implements Backend {
       const t = slot.token;
       this.mainSession = lib.C_OpenSession(slot.handle, CKF_SERIAL_SESSION);
       this.login(t.label.trim());
+      this.nativeSigner = this.openNative(slot.handle);
       const scheduler = new SignScheduler({
         lib, slot: slot.handle, thresholdUs: this.threshold, maxAsyncSessions: this.maxAsync, counters: this.counters, logger: this.log,
+        native: this.nativeSigner,
       });
       this.scheduler = scheduler;
       const tokenMechs = new Set(lib.C_GetMechanismList(slot.handle));
       const serial = t.serialNumber.trim();
       const found = new TokenReader(lib, this.mainSession, this.log).listKeys(this.name, serial, tokenMechs);
       for (const f of found) {
-        place(f.record, { owner: scheduler, obj: f.obj, sigLen: f.sigLen, primitives: new Set(f.record.mechanisms.map((m) => primitiveOf(m)!)) });
+        const primitives = new Set(f.record.mechanisms.map((m) => primitiveOf(m)!));
+        place(f.record, {
+          owner: scheduler, obj: f.obj, sigLen: f.sigLen, primitives, handle: f.record.handle,
+          // what the native path may sign: the primitives that take no parameter (mechanism.ts)
+          nativeMechanisms: [...primitives].filter((m) => NATIVE_MECHANISMS.has(m)),
+          maxRsaData: f.record.type === 'rsa' ? Math.ceil(f.record.bits / 8) - 11 : 0,
+        });
       }
       const keys = found.map((f) => f.record);
       this.token = {
@@ -100,6 +116,22 @@ export class Pkcs11Backend implements Backend {
       await this.close();
       throw e;
     }
+  }
+
+  /** The native signer on its own session, or undefined (none in this addon, or it failed: JS signs). */
+  private openNative(slot: Buffer): NativeSignerApi | undefined {
+    const Ctor = this.opts.nativeSigner;
+    if (!Ctor || this.threshold <= 0) return undefined;
+    try {
+      return new Ctor(this.opts.library, slot, this.threshold);
+    } catch (e) {
+      this.log?.warn({ err: (e as Error).message }, 'native signing path unavailable: every signature is made in JavaScript');
+      return undefined;
+    }
+  }
+
+  get native(): NativeSignerApi | undefined {
+    return this.nativeSigner;
   }
 
   private login(label: string): void {
@@ -138,6 +170,8 @@ export class Pkcs11Backend implements Backend {
   async close(): Promise<void> {
     this.closing = true;
     // Finish in-flight asynchronous signatures before the sessions go away.
+    this.nativeSigner?.close(); // its session goes before the library's C_Finalize
+    this.nativeSigner = undefined;
     await this.scheduler?.close();
     this.scheduler = undefined;
     if (this.lib && this.mainSession) {

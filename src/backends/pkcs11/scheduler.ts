@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type * as P from 'pkcs11js';
 import type { KeyRecord } from '../../core/keys.js';
+import type { NativeSignerApi } from '../../native/loader.js';
 import { signError, tokenError } from './token-errors.js';
 
 /**
@@ -42,6 +43,11 @@ export interface KeyPlacement {
   readonly sigLen: number;
   /** Primitives this key may use on this token. */
   readonly primitives: ReadonlySet<number>;
+  /** The key's wire handle (what the native signer knows it by). */
+  readonly handle: Buffer;
+  /** The primitives the native signer may sign with (no parameters), and RSA's largest input. */
+  readonly nativeMechanisms: readonly number[];
+  readonly maxRsaData: number;
   /**
    * Whether the key is fast (always on the event loop). It starts on the thread pool (its cost is
    * unknown); a pool sign or a loop sign that completes under the threshold makes it fast, and it
@@ -81,6 +87,13 @@ export interface SchedulerOptions {
    */
   counters: { sync: number; async: number; idleLoop?: number };
   logger?: Logger | undefined;
+  /**
+   * The native signing path (docs/performance.md "The native signing path"): a key this scheduler
+   * keeps on the loop is handed to it after a fast loop signature, and taken back when it leaves
+   * the loop. It applies the same rule by itself (five slow signatures in a row: the key is
+   * dropped), so a key it dropped comes back here and is measured again.
+   */
+  native?: NativeSignerApi | undefined;
 }
 
 export class SignScheduler {
@@ -135,6 +148,14 @@ export class SignScheduler {
   }
 
   private recordSync(st: KeyPlacement, us: number): void {
+    this.placeSync(st, us);
+    const native = this.o.native;
+    if (!native || st.nativeMechanisms.length === 0) return;
+    if (st.onLoop && us < this.o.thresholdUs) native.key(st.handle, st.obj, st.sigLen, [...st.nativeMechanisms], st.maxRsaData);
+    else if (!st.onLoop) native.dropKey(st.handle);
+  }
+
+  private placeSync(st: KeyPlacement, us: number): void {
     st.poolSigns = 0;
     st.syncUs.push(us);
     if (st.syncUs.length > SYNC_SAMPLES) st.syncUs.shift();

@@ -88,7 +88,7 @@
             "<(pkcs11_include)"
           ],
           "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"],
-          "libraries": ["-ldl"]
+          "libraries": ["-Wl,--no-as-needed", "-l:libdl.so.2", "-Wl,--as-needed"]
         }]
       ],
       "xcode_settings": {

@@ -1,34 +1,36 @@
-// The daemon's native signing path (docs/performance.md "The native signing path"). A SIGN frame
-// for a fast key of the pkcs11 backend, with the audit log on a memory file system, is decoded,
-// signed, put on record and answered in this one call from the event loop: no JavaScript runs
-// per signature. Everything else — another call, a key the backend did not hand over (slow, or
-// not yet measured), a mechanism with parameters, an unusual length, a malformed frame, a token
-// error, an audit write that failed or is due for rotation — is DECLINED (undefined): the daemon
-// then gives the same frame to its JavaScript path, which handles it in full and says what went
-// wrong. So this file holds no error text and no policy of its own; it repeats only what the
-// JavaScript path does on success, byte for byte (the reply frame and both audit lines).
+// The daemon's native signing path (docs/performance.md "The native signing path"). Once the
+// daemon has checked a client (uid policy), it hands the connection's socket to this file: bytes
+// are read and written here, on the event loop (libuv poll handles), and a SIGN frame for a fast
+// key of the pkcs11 backend — with the audit log on a memory file system — is decoded, signed, put
+// on record and answered without any JavaScript. Every other frame (HELLO, GET_INVENTORY, LOGIN,
+// a key the backend did not hand over, a mechanism with parameters, an unusual length, a token
+// error, an audit write that failed or is due for rotation, anything malformed) is passed to the
+// daemon's JavaScript as it came, and that path answers it in full and says what went wrong. So
+// this file holds no error text and no policy of its own; it repeats only what the JavaScript path
+// does on success, byte for byte (the reply frame and both audit lines).
 //
-// Event-loop thread only (the daemon calls it from its socket handler): no locks. POSIX only; on
-// Windows the daemon has no such functions and signs in JavaScript.
+// Event-loop thread only: no locks. POSIX only; on Windows the daemon reads and signs in JS.
 //
 //   new NativeSigner(library, slot: Buffer, thresholdUs)   throws when the library is not loaded
 //   .key(handle, obj: Buffer, sigLen, mechanisms: number[], maxRsaData) / .dropKey(handle)
 //   .keyJson(handle, json)            the key's audit fragment (the daemon's audit-record.ts)
 //   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes) / .auditFd(fd)
-//   .conn(peerJson) → id / .connEnd(id)
-//   .sign(frame: Buffer, conn) → Buffer | undefined
+//   .adopt(fd, onEvent(kind 0 = data | 1 = closed, frame?)) → id     the connection is served here
+//   .allow(id, peerJson) / .deny(id)  SIGN frames of this connection may (no longer) be made here
+//   .write(id, frame) / .end(id) / .destroy(id)
 //   .takeOutcomes() → string;  .stats() → { signed, declined: { <reason>: n }, keys };  .close()
 // One per pkcs11 backend instance (a test process may run several daemons).
 #ifndef _WIN32
 #include <dlfcn.h>
 #include <errno.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -37,8 +39,33 @@
 #include "messages.h"
 #include "p11.h"
 
+// The few libuv calls used here, declared by hand: the addon builds against node-api-headers,
+// which carry no uv.h. Node exports libuv to addons (napi_get_uv_event_loop), its 1.x ABI is
+// stable, and handle memory is sized at run time with uv_handle_size(); `data` is the first
+// field of every handle (uv.h UV_HANDLE_FIELDS).
+extern "C" {
+struct uv_loop_s;
+struct uv_handle_s;
+struct uv_poll_s;
+struct uv_timer_s;
+typedef void (*uv_poll_cb)(uv_poll_s* handle, int status, int events);
+typedef void (*uv_timer_cb)(uv_timer_s* handle);
+typedef void (*uv_close_cb)(uv_handle_s* handle);
+size_t uv_handle_size(int type);
+int uv_poll_init(uv_loop_s* loop, uv_poll_s* handle, int fd);
+int uv_poll_start(uv_poll_s* handle, int events, uv_poll_cb cb);
+int uv_poll_stop(uv_poll_s* handle);
+int uv_timer_init(uv_loop_s* loop, uv_timer_s* handle);
+int uv_timer_start(uv_timer_s* handle, uv_timer_cb cb, uint64_t timeout, uint64_t repeat);
+int uv_timer_stop(uv_timer_s* handle);
+int uv_is_active(const uv_handle_s* handle);
+void uv_unref(uv_handle_s* handle);
+void uv_close(uv_handle_s* handle, uv_close_cb close_cb);
+}
+
 // glibc 2.34 moved dlopen & co. into libc under a new version; the addon keeps the README's glibc
-// 2.28 floor by binding the old names (libdl.so.2 still has them).
+// 2.28 floor by binding the architecture's base version, which old and new glibc both export, and
+// names libdl.so.2 (a stub on 2.34+) so that older glibc finds them there (CMakeLists.txt).
 #if defined(__GLIBC__) && defined(__x86_64__) && !defined(SB_NO_GLIBC_COMPAT)
 __asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
@@ -90,8 +117,8 @@ struct Signer {
   std::string run;
   std::unordered_map<uint64_t, std::string> mech_json;  // "mechanism":"CKM_ECDSA",
   std::vector<Hash> hashes;
-  std::vector<std::string> peers;  // by connection id; "" = a free slot
-  std::string outcomes;            // outcome lines waiting for the next write
+  std::string outcomes;  // outcome lines waiting for the next write (or the timer below)
+  uv_timer_s* outcome_timer = nullptr;
   double signed_count = 0, declined[7] = {};
   std::vector<uint8_t> sig, out;
   std::string line;
@@ -160,6 +187,32 @@ bool write_all(int fd, const std::string& s, size_t* done) {
   return true;
 }
 
+// Outcome lines need no sync of their own (audit.ts): they ride along with the next request
+// record, or go out by themselves this long after the signature (the JavaScript path's delay).
+constexpr uint64_t kOutcomeDelayMs = 5;
+
+void* handle_data(void* h) { return *static_cast<void**>(h); }  // uv_handle_t's first field
+void set_handle_data(void* h, void* v) { *static_cast<void**>(h) = v; }
+
+void write_outcomes(uv_timer_s* t) {
+  Signer& s = *static_cast<Signer*>(handle_data(t));
+  if (s.outcomes.empty() || s.audit_fd < 0 || !s.state || s.state[2] != 0) return;  // audit.ts takes them then
+  size_t done = 0;
+  if (write_all(s.audit_fd, s.outcomes, &done)) {
+    s.state[1] += double(s.outcomes.size());
+  } else {
+    if (done > 0) s.state[2] = 1;
+    s.state[1] += double(done);
+    s.audit_fd = -1;  // the JavaScript path writes (and reports) from now on
+  }
+  s.outcomes.clear();
+}
+
+void arm_outcome_timer(Signer& s) {
+  if (s.outcome_timer && !uv_is_active(reinterpret_cast<uv_handle_s*>(s.outcome_timer)))
+    uv_timer_start(s.outcome_timer, write_outcomes, kOutcomeDelayMs, 0);
+}
+
 // Why a frame went to the JavaScript path (stats().declined): one counter each.
 enum Decline { kNoAudit, kNotSign, kKey, kRequest, kToken, kRotation, kWrite, kDeclineCount };
 const char* const kDeclineNames[kDeclineCount] = {"noAudit", "notSign", "key", "request", "token", "rotation", "write"};
@@ -170,8 +223,9 @@ bool decline(Signer& s, Decline why) {
 }
 
 // The whole path; false = declined (nothing was sent, nothing needs undoing).
-bool sign_frame(Signer& s, const uint8_t* p, size_t n, size_t conn, Napi::Env env, Napi::Value* reply) {
-  if (s.audit_fd < 0 || !s.state || s.state[2] != 0 || conn >= s.peers.size() || s.peers[conn].empty()) return decline(s, kNoAudit);
+// `peer`: the connection's audit fragment. On success the reply frame is in s.out.
+bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer) {
+  if (s.audit_fd < 0 || !s.state || s.state[2] != 0) return decline(s, kNoAudit);
   if (n < sb::proto::HEADER_SIZE) return decline(s, kNotSign);
   sb::proto::FrameHeader h = sb::proto::read_header(p);
   if (size_t(h.length) + 4 != n || h.call != uint8_t(Call::Sign) || h.kind != sb::proto::KIND_REQUEST) return decline(s, kNotSign);
@@ -224,7 +278,7 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, size_t conn, Napi::Env en
   line.assign(s.outcomes);
   line += "{\"time\":\"";
   append_iso_now(line);
-  line += "\",\"id\":\"" + id + "\",\"event\":\"request\",\"peer\":" + s.peers[conn] + ",\"key\":" + jit->second + "," + mit->second + hash->json;
+  line += "\",\"id\":\"" + id + "\",\"event\":\"request\",\"peer\":" + peer + ",\"key\":" + jit->second + "," + mit->second + hash->json;
   append_hex(line, req.data.data + len - hash->len, hash->len);
   line += "\"}\n";
   if (s.max_bytes > 0 && s.state[1] > 0 && s.state[1] + double(line.size()) > s.max_bytes) return decline(s, kRotation);  // rotation: JavaScript's
@@ -242,16 +296,40 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, size_t conn, Napi::Env en
   s.outcomes.clear();
   s.outcomes += "{\"time\":\"";
   append_iso_now(s.outcomes);
-  s.outcomes += "\",\"id\":\"" + id + "\",\"event\":\"outcome\",\"outcome\":\"ok\",\"backend_us\":" + std::to_string(llround(us)) + "}\n";
+  s.outcomes += "\",\"id\":\"" + id + "\",\"event\":\"outcome\",\"outcome\":\"ok\",\"backend_us\":" + std::to_string(uint64_t(us + 0.5)) + "}\n";
+  arm_outcome_timer(s);
 
   s.out.clear();
   SignReplyView rep;
   rep.signature = sb::wire::ByteView{s.sig.data(), size_t(sig_len)};
   sb::proto::encode_ok_reply(s.out, Call::Sign, frame_id, rep);
-  *reply = Napi::Buffer<uint8_t>::Copy(env, s.out.data(), s.out.size());
   s.signed_count++;
   return true;
 }
+
+constexpr int kUvReadable = 1, kUvWritable = 2;  // uv_poll_event
+constexpr int kUvPoll = 8, kUvTimer = 13;          // uv_handle_type
+constexpr size_t kReadChunk = 64 * 1024;
+
+class NativeSigner;
+
+// One adopted connection. Its poll handle's memory is freed in the close callback, after libuv
+// is done with it; the fd (our dup of the accepted socket) is closed there too.
+struct Conn {
+  NativeSigner* owner = nullptr;
+  uint32_t id = 0;
+  int fd = -1;
+  uv_poll_s* poll = nullptr;
+  std::vector<uint8_t> in;  // bytes of frames not yet handled
+  std::string out;          // reply bytes the socket did not take yet
+  std::string peer;         // audit fragment; empty: SIGN frames go to JavaScript (not greeted …)
+  int js_pending = 0;       // frames given to JavaScript and not answered: later ones follow them
+  int events = 0;
+  bool passthrough = false; // a malformed stream: everything goes to JavaScript, which closes it
+  bool ending = false;      // close once `out` is written
+  bool closing = false;
+  Napi::FunctionReference on_event;
+};
 
 class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
  public:
@@ -259,32 +337,48 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     return DefineClass(env, "NativeSigner",
                        {InstanceMethod("key", &NativeSigner::AddKey), InstanceMethod("dropKey", &NativeSigner::DropKey),
                         InstanceMethod("keyJson", &NativeSigner::KeyJson), InstanceMethod("audit", &NativeSigner::Audit),
-                        InstanceMethod("auditFd", &NativeSigner::AuditFd), InstanceMethod("conn", &NativeSigner::Conn),
-                        InstanceMethod("connEnd", &NativeSigner::ConnEnd), InstanceMethod("sign", &NativeSigner::Sign),
-                        InstanceMethod("takeOutcomes", &NativeSigner::TakeOutcomes), InstanceMethod("stats", &NativeSigner::Stats),
-                        InstanceMethod("close", &NativeSigner::Close)});
+                        InstanceMethod("auditFd", &NativeSigner::AuditFd), InstanceMethod("adopt", &NativeSigner::Adopt),
+                        InstanceMethod("allow", &NativeSigner::Allow), InstanceMethod("deny", &NativeSigner::Deny),
+                        InstanceMethod("write", &NativeSigner::Write), InstanceMethod("end", &NativeSigner::End),
+                        InstanceMethod("destroy", &NativeSigner::Destroy), InstanceMethod("takeOutcomes", &NativeSigner::TakeOutcomes),
+                        InstanceMethod("stats", &NativeSigner::Stats), InstanceMethod("close", &NativeSigner::Close)});
   }
 
-  explicit NativeSigner(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeSigner>(info) {
+  explicit NativeSigner(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeSigner>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (info.Length() != 3 || !info[0].IsString() || !info[2].IsNumber())
       throw Napi::TypeError::New(env, "new NativeSigner(library, slot, thresholdUs)");
     std::string library = info[0].As<Napi::String>();
     s_.slot = ulong_of(info[1], "slot");
     s_.threshold_us = info[2].As<Napi::Number>().DoubleValue();
+    if (napi_get_uv_event_loop(env, &loop_) != napi_ok || !loop_) throw Napi::Error::New(env, "native signer: no event loop");
     // RTLD_NOLOAD: the very library (and C_Initialize) pkcs11js loaded; never a second copy.
     s_.lib = dlopen(library.c_str(), RTLD_NOW | RTLD_NOLOAD);
     if (!s_.lib) throw Napi::Error::New(env, "native signer: the PKCS#11 library is not loaded in this process");
     auto get = reinterpret_cast<CK_C_GetFunctionList>(dlsym(s_.lib, "C_GetFunctionList"));
     if (!get || get(&s_.fl) != CKR_OK || !s_.fl || !open_session(s_)) {
-      Release();
+      Release(false);
       throw Napi::Error::New(env, "native signer: no function list or session from the PKCS#11 library");
     }
+    s_.outcome_timer = static_cast<uv_timer_s*>(std::calloc(1, uv_handle_size(kUvTimer)));
+    uv_timer_init(loop_, s_.outcome_timer);
+    set_handle_data(s_.outcome_timer, &s_);
+    uv_unref(reinterpret_cast<uv_handle_s*>(s_.outcome_timer));
   }
-  ~NativeSigner() override { Release(); }
+  ~NativeSigner() override { Release(false); }
 
  private:
-  void Release() {
+  // notify: emit "closed" to JavaScript for each connection (not from a finalizer).
+  void Release(bool notify) {
+    std::vector<uint32_t> ids;
+    for (auto& c : conns_) ids.push_back(c.first);
+    for (uint32_t id : ids) CloseConn(id, notify);
+    if (s_.outcome_timer) {
+      write_outcomes(s_.outcome_timer);  // what is still waiting goes out now
+      uv_timer_stop(s_.outcome_timer);
+      uv_close(reinterpret_cast<uv_handle_s*>(s_.outcome_timer), [](uv_handle_s* h) { std::free(h); });
+      s_.outcome_timer = nullptr;
+    }
     if (s_.fl && s_.session != CK_INVALID_HANDLE) s_.fl->C_CloseSession(s_.session);
     s_.session = CK_INVALID_HANDLE;
     s_.fl = nullptr;
@@ -294,8 +388,207 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     s_.lib = nullptr;
   }
 
+  Conn* Find(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) return nullptr;
+    auto it = conns_.find(info[0].As<Napi::Number>().Uint32Value());
+    return it == conns_.end() || it->second->closing ? nullptr : it->second;
+  }
+
+  // ---- connections ----
+  static void OnPoll(uv_poll_s* h, int status, int events) {
+    Conn* c = static_cast<Conn*>(handle_data(h));
+    c->owner->Pump(c, status, events);
+  }
+
+  void Watch(Conn* c) {
+    int want = (c->passthrough || c->ending ? 0 : kUvReadable) | (c->out.empty() ? 0 : kUvWritable);
+    if (want == c->events) return;
+    c->events = want;
+    if (want) uv_poll_start(c->poll, want, OnPoll);
+    else uv_poll_stop(c->poll);
+  }
+
+  void Pump(Conn* c, int status, int events) {
+    if (c->closing) return;
+    if (status < 0) return CloseConn(c->id, true);
+    if (events & kUvWritable) {
+      if (!Flush(c)) return;
+    }
+    if (!(events & kUvReadable)) return Watch(c);
+    bool eof = false;
+    for (;;) {
+      ssize_t n = read(c->fd, rbuf_.get(), kReadChunk);
+      if (n > 0) {
+        c->in.insert(c->in.end(), rbuf_.get(), rbuf_.get() + n);
+        if (size_t(n) < kReadChunk) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      eof = true;  // 0: the client closed; < 0: reset
+      break;
+    }
+    if (!Frames(c)) return;  // closed meanwhile
+    if (eof) {
+      // a client that closes inside a frame: JavaScript sees the bytes, and says so (server.ts)
+      if (!c->in.empty()) {
+        std::vector<uint8_t> rest;
+        rest.swap(c->in);
+        if (!Emit(c, 0, rest.data(), rest.size())) return;
+      }
+      return CloseConn(c->id, true);
+    }
+    Watch(c);
+  }
+
+  // Every complete frame in c->in: signed here, or given to JavaScript. False when c was closed.
+  bool Frames(Conn* c) {
+    size_t off = 0;
+    while (!c->closing && off < c->in.size()) {
+      const uint8_t* p = c->in.data() + off;
+      size_t left = c->in.size() - off, size = 0;
+      sb::proto::FrameStatus st = c->passthrough ? sb::proto::FrameStatus::Bad : sb::proto::scan_frame(p, left, &size, nullptr);
+      if (st == sb::proto::FrameStatus::NeedMore) break;
+      if (st == sb::proto::FrameStatus::Bad) {
+        // JavaScript's decoder refuses these bytes with its one log line and closes the connection
+        c->passthrough = true;
+        std::vector<uint8_t> rest(p, p + left);
+        off = c->in.size();
+        c->in.clear();
+        return Emit(c, 0, rest.data(), rest.size());
+      }
+      if (c->js_pending == 0 && !c->peer.empty() && sign_frame(s_, p, size, c->peer)) {
+        c->out.append(reinterpret_cast<const char*>(s_.out.data()), s_.out.size());
+        off += size;
+        if (!Flush(c)) return false;
+        continue;
+      }
+      c->js_pending++;
+      std::vector<uint8_t> frame(p, p + size);
+      off += size;
+      if (!Emit(c, 0, frame.data(), frame.size())) return false;
+    }
+    if (!c->closing) c->in.erase(c->in.begin(), c->in.begin() + std::ptrdiff_t(std::min(off, c->in.size())));
+    return !c->closing;
+  }
+
+  // Writes what the socket takes now; the rest when it is writable. False when c was closed.
+  bool Flush(Conn* c) {
+    while (!c->out.empty()) {
+      ssize_t n = ::write(c->fd, c->out.data(), c->out.size());
+      if (n > 0) {
+        c->out.erase(0, size_t(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      CloseConn(c->id, true);  // the client is gone
+      return false;
+    }
+    if (c->out.empty() && c->ending) {
+      CloseConn(c->id, true);
+      return false;
+    }
+    Watch(c);
+    return true;
+  }
+
+  // Calls JavaScript's onEvent(kind[, bytes]); false when that closed the connection.
+  bool Emit(Conn* c, int kind, const uint8_t* p, size_t n) {
+    uint32_t id = c->id;
+    Napi::HandleScope scope(env_);
+    std::vector<napi_value> args{Napi::Number::New(env_, kind)};
+    if (p) args.push_back(Napi::Buffer<uint8_t>::Copy(env_, p, n));
+    napi_value fn = c->on_event.Value();
+    napi_value recv = Value();
+    napi_value result;
+    // a callback from the loop (not from JavaScript): MakeCallback runs the microtasks after it
+    if (napi_make_callback(env_, nullptr, recv, fn, args.size(), args.data(), &result) == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env_, &err);
+      napi_fatal_exception(env_, err);  // as if thrown by any event handler: 'uncaughtException'
+    }
+    auto it = conns_.find(id);
+    return it != conns_.end() && !it->second->closing;
+  }
+
+  // notify: tell JavaScript (not from the finalizer, where no JavaScript may run).
+  void CloseConn(uint32_t id, bool notify) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || it->second->closing) return;
+    Conn* c = it->second;
+    c->closing = true;
+    conns_.erase(it);
+    uv_poll_stop(c->poll);
+    if (notify) Emit(c, 1, nullptr, 0);
+    uv_close(reinterpret_cast<uv_handle_s*>(c->poll), [](uv_handle_s* h) {
+      Conn* conn = static_cast<Conn*>(handle_data(h));
+      ::close(conn->fd);  // after libuv let go of it
+      std::free(h);
+      delete conn;
+    });
+  }
+
+  Napi::Value Adopt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "adopt(fd, onEvent)");
+    int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) throw Napi::Error::New(env, std::string("native signer: cannot take over the connection: ") + strerror(errno));
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    Conn* c = new Conn();
+    c->id = next_id_++;
+    c->fd = fd;
+    c->on_event = Napi::Persistent(info[1].As<Napi::Function>());
+    c->poll = static_cast<uv_poll_s*>(std::calloc(1, uv_handle_size(kUvPoll)));
+    if (uv_poll_init(loop_, c->poll, fd) != 0) {
+      ::close(fd);
+      std::free(c->poll);
+      delete c;
+      throw Napi::Error::New(env, "native signer: cannot watch the connection");
+    }
+    set_handle_data(c->poll, c);
+    c->owner = this;
+    conns_[c->id] = c;
+    Watch(c);
+    return Napi::Number::New(env, c->id);
+  }
+
+  Napi::Value Allow(const Napi::CallbackInfo& info) {
+    if (Conn* c = Find(info); c && info.Length() == 2 && info[1].IsString()) c->peer = info[1].As<Napi::String>().Utf8Value();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Deny(const Napi::CallbackInfo& info) {
+    if (Conn* c = Find(info)) c->peer.clear();
+    return info.Env().Undefined();
+  }
+
+  // A reply from JavaScript: it answers the oldest frame given to it.
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Conn* c = Find(info);
+    if (!c || info.Length() != 2 || !info[1].IsBuffer()) return info.Env().Undefined();
+    auto b = info[1].As<Napi::Buffer<uint8_t>>();
+    c->out.append(reinterpret_cast<const char*>(b.Data()), b.Length());
+    if (c->js_pending > 0) c->js_pending--;
+    Flush(c);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value End(const Napi::CallbackInfo& info) {
+    if (Conn* c = Find(info)) {
+      c->ending = true;
+      Flush(c);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    if (info.Length() == 1 && info[0].IsNumber()) CloseConn(info[0].As<Napi::Number>().Uint32Value(), true);
+    return info.Env().Undefined();
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    Release();
+    Release(true);
     return info.Env().Undefined();
   }
 
@@ -357,47 +650,10 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
   }
 
   // -1 while the audit log is rotated or closed: nothing is written to a descriptor that may be
-  // gone (or reused) — every SIGN is declined to the JavaScript path meanwhile.
+  // gone (or reused) — every SIGN goes to the JavaScript path meanwhile.
   Napi::Value AuditFd(const Napi::CallbackInfo& info) {
     if (info.Length() == 1 && info[0].IsNumber()) s_.audit_fd = info[0].As<Napi::Number>().Int32Value();
     return info.Env().Undefined();
-  }
-
-  Napi::Value Conn(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "conn(peerJson)");
-    std::string peer = info[0].As<Napi::String>().Utf8Value();
-    for (size_t i = 0; i < s_.peers.size(); i++) {
-      if (s_.peers[i].empty()) {
-        s_.peers[i] = std::move(peer);
-        return Napi::Number::New(env, double(i));
-      }
-    }
-    s_.peers.push_back(std::move(peer));
-    return Napi::Number::New(env, double(s_.peers.size() - 1));
-  }
-
-  Napi::Value ConnEnd(const Napi::CallbackInfo& info) {
-    if (info.Length() == 1 && info[0].IsNumber()) {
-      int64_t i = info[0].As<Napi::Number>().Int64Value();
-      if (i >= 0 && size_t(i) < s_.peers.size()) s_.peers[size_t(i)].clear();
-    }
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Sign(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() != 2 || !info[0].IsBuffer() || !info[1].IsNumber()) return env.Undefined();
-    auto frame = info[0].As<Napi::Buffer<uint8_t>>();
-    int64_t conn = info[1].As<Napi::Number>().Int64Value();
-    Napi::Value reply = env.Undefined();
-    bool ok = false;
-    try {
-      ok = s_.fl && conn >= 0 && sign_frame(s_, frame.Data(), frame.Length(), size_t(conn), env, &reply);
-    } catch (...) {
-      ok = false;  // (std::bad_alloc) declined like anything else: never an exception out of the loop
-    }
-    return ok ? reply : env.Undefined();
   }
 
   Napi::Value TakeOutcomes(const Napi::CallbackInfo& info) {
@@ -414,10 +670,16 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     for (int i = 0; i < kDeclineCount; i++) d.Set(kDeclineNames[i], Napi::Number::New(env, s_.declined[i]));
     o.Set("declined", d);
     o.Set("keys", Napi::Number::New(env, double(s_.keys.size())));
+    o.Set("connections", Napi::Number::New(env, double(conns_.size())));
     return o;
   }
 
+  Napi::Env env_;
+  uv_loop_s* loop_ = nullptr;
   Signer s_;
+  std::unordered_map<uint32_t, Conn*> conns_;
+  uint32_t next_id_ = 1;
+  std::unique_ptr<uint8_t[]> rbuf_{new uint8_t[kReadChunk]};  // one read buffer for every connection
 };
 
 }  // namespace

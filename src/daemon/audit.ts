@@ -33,8 +33,6 @@ export interface AuditTicket {
 /** Where the dispatcher records SIGNs. recordRequest throws when the record certainly failed. */
 export interface AuditSink {
   recordRequest(e: SignRequestEvent): AuditTicket;
-  /** The native signing path answered a SIGN: its outcome line is waiting there to be written. */
-  nativeOutcome?(): void;
 }
 
 export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
@@ -130,10 +128,7 @@ export class AuditLog implements AuditSink {
     return true;
   }
 
-  /** The native path answered a signature: its outcome line waits there; see that it is written. */
-  nativeOutcome(): void {
-    this.armOutcomeTimer();
-  }
+
 
   /** The open file descriptor (tests read its flags from /proc/self/fdinfo). */
   get fd(): number {

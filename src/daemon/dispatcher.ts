@@ -27,8 +27,8 @@ export interface DispatcherOptions {
   /** Audit trail of SIGN requests; absent → none. */
   audit?: AuditSink | undefined;
   /**
-   * The backend's native signing path, already attached to the audit log (daemon/index.ts): SIGN
-   * frames of a greeted (and, with a client secret, logged-in) connection are offered to it first.
+   * The backend's native signing path, already attached to the audit log (daemon/index.ts): the
+   * connections it serves are allowed to sign there once greeted (and logged in, with a secret).
    */
   native?: NativeSignerApi | undefined;
 }
@@ -122,17 +122,15 @@ export class Dispatcher {
   readonly accept = (conn: Connection): RequestHandler => {
     let greeted = false;
     let loggedIn = false;
-    const native = this.o.native;
-    let nativeConn = -1; // the connection's id in the native signer; -1: not (yet) allowed there
+    // A connection the native path serves may sign there once greeted (and, with a client
+    // secret, logged in); a failed LOGIN takes that back, as it does here.
+    const native = conn.nativeId !== undefined ? this.o.native : undefined;
     const nativeAllowed = (): void => {
-      const ok = native !== undefined && greeted && (!this.o.login?.required || loggedIn);
-      if (ok && nativeConn < 0) nativeConn = native.conn(peerPart(conn.peer));
-      else if (!ok && nativeConn >= 0) {
-        native?.connEnd(nativeConn);
-        nativeConn = -1;
-      }
+      if (!native) return;
+      if (greeted && (!this.o.login?.required || loggedIn)) native.allow(conn.nativeId!, peerPart(conn.peer));
+      else native.deny(conn.nativeId!);
     };
-    const handler: RequestHandler = (m: RequestMessage): void | Promise<void> => {
+    return (m: RequestMessage): void | Promise<void> => {
       if (!greeted) {
         if (m.call !== 'HELLO') throw sbError('SIGNBRIDGE_ERR_PROTOCOL', { detail: `first frame is ${m.call}, not HELLO` });
         greeted = this.hello(conn, m.id, m.body);
@@ -161,23 +159,6 @@ export class Dispatcher {
           throw sbError('SIGNBRIDGE_ERR_PROTOCOL', { detail: `a second ${m.call} on a greeted connection` });
       }
     };
-    if (native) {
-      // A SIGN the native path can make is answered there, request record and outcome line
-      // included; whatever it declines (undefined) is decoded and handled above, in full.
-      handler.frame = (f: Buffer): boolean => {
-        if (nativeConn < 0) return false;
-        const reply = native.sign(f, nativeConn);
-        if (reply === undefined) return false;
-        conn.send(reply);
-        this.o.audit?.nativeOutcome?.();
-        return true;
-      };
-      handler.closed = (): void => {
-        if (nativeConn >= 0) native.connEnd(nativeConn);
-        nativeConn = -1;
-      };
-    }
-    return handler;
   };
 
   /** protocol.md "HELLO": true when a version was agreed; else the reply says why and the connection ends. */

@@ -21,6 +21,7 @@ import { nativeFragments } from './audit-record.js';
 import { ClientSecret, type LoginGate } from './client-auth.js';
 import type { DaemonConfig, StmConfig } from './config.js';
 import { Dispatcher } from './dispatcher.js';
+import { NativeConnection } from './native-connection.js';
 import { checkSecretFiles, readClientSecretFile } from './secrets.js';
 import type { PipeApi } from './pipe-server.js';
 import { DaemonServer } from './server.js';
@@ -189,6 +190,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     ownUid: opts.ownUid,
     allowUids: cfg.allowUids,
     pipe: opts.pipe,
+    adopt: native ? (fd: number) => new NativeConnection(native, fd) : undefined,
   });
   try {
     await server.listen();

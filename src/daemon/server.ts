@@ -37,6 +37,8 @@ export interface Connection {
   readonly peer: PeerInfo | undefined;
   /** Logger whose lines carry conn and the peer's pid/uid/exe. */
   readonly log: Logger;
+  /** The connection's id in the native signing path, when it serves it (native-connection.ts). */
+  readonly nativeId?: number | undefined;
   /** Write a reply frame; dropped when the connection is already gone. */
   send(frame: Buffer): void;
   /** Write a last frame, then close (later requests on it are dropped). */
@@ -48,15 +50,7 @@ export interface Connection {
  * connection is closed); a returned promise holds back that connection's next request until it
  * settles (it must not reject), and close() waits for it.
  */
-export type RequestHandler = ((m: RequestMessage) => void | Promise<void>) & {
-  /**
-   * Offered each whole frame first, before it is decoded: true = answered already (the dispatcher's
-   * native signing path); false = decode it and call the handler as usual.
-   */
-  frame?: (f: Buffer) => boolean;
-  /** The connection is gone. */
-  closed?: () => void;
-};
+export type RequestHandler = (m: RequestMessage) => void | Promise<void>;
 
 export interface ServerOptions {
   socketPath: string;
@@ -73,6 +67,11 @@ export interface ServerOptions {
   requirePeerCredentials?: boolean | undefined;
   /** Windows: the addon's named-pipe server (socketPath is then \\.\pipe\…); only the daemon's own SID may connect. */
   pipe?: PipeApi | undefined;
+  /**
+   * The native signing path takes each accepted, identified connection over (its fd) and returns
+   * the stream to serve (daemon/index.ts; docs/performance.md "The native signing path").
+   */
+  adopt?: ((fd: number) => Duplex & { readonly nativeId: number }) | undefined;
 }
 
 function readExe(pid: number): string | null {
@@ -147,7 +146,8 @@ export class DaemonServer {
     const path = this.opts.socketPath;
     if (isPipePath(path)) return this.listenOnPipe(path);
     await DaemonServer.preparePath(path, this.opts.logger);
-    const server = createServer({ allowHalfOpen: false }, (s) => this.onConnection(s));
+    // With a native path nothing may be read before it takes the connection over.
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: this.opts.adopt !== undefined }, (s) => this.onConnection(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -230,6 +230,19 @@ export class DaemonServer {
       sock.destroy();
       return;
     }
+    if (this.opts.adopt) {
+      const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      try {
+        if (typeof fd !== 'number' || fd < 0) throw new Error('the socket has no file descriptor');
+        const native = this.opts.adopt(fd); // a dup of the fd: ours is closed below, the connection lives on
+        sock.destroy();
+        this.serve(native, n, who.peer, who.log);
+        return;
+      } catch (e) {
+        who.log.warn({ err: (e as Error).message }, 'the native signing path cannot take this connection; it is served in JavaScript');
+        sock.resume();
+      }
+    }
     this.serve(sock, n, who.peer, who.log);
   }
 
@@ -244,6 +257,7 @@ export class DaemonServer {
       n,
       peer,
       log,
+      nativeId: (sock as Duplex & { nativeId?: number }).nativeId,
       send: (frame) => {
         if (!sock.destroyed) sock.write(frame);
       },
@@ -264,7 +278,6 @@ export class DaemonServer {
     const pump = (): void => {
       while (!busy && queue.length > 0 && !sock.destroyed) {
         const f = queue.shift()!;
-        if (handle.frame?.(f)) continue;
         let r: void | Promise<void>;
         try {
           const m = decodeMessage(f);
@@ -312,7 +325,6 @@ export class DaemonServer {
       if (decoder.pending > 0) log.warn({ err: `connection closed mid-frame (${decoder.pending} bytes of an incomplete frame)` }, 'malformed frame; closing this connection');
     });
     sock.on('close', () => {
-      handle.closed?.();
       this.conns.delete(sock);
       log.debug('client disconnected');
     });

@@ -99,9 +99,10 @@ export interface PeerCredentials {
 /** OpenSSL's check of a signature over a digest (native/addon/addon.cpp); ECDSA signatures are DER. */
 export type VerifyDigest = (spkiDer: Buffer, kind: 'ecdsa' | 'rsa-pss', digest: Buffer, signature: Buffer, hash?: string, saltLen?: number) => boolean;
 /**
- * The daemon's native SIGN path for fast keys of the pkcs11 backend (native/addon/native_signer.cpp,
- * docs/performance.md "The native signing path"). Event-loop thread only. `sign` answers a whole
- * SIGN frame or declines it (undefined): the daemon's JavaScript path then handles that frame.
+ * The daemon's native signing path for fast keys of the pkcs11 backend
+ * (native/addon/native_signer.cpp, docs/performance.md "The native signing path"). It serves
+ * adopted connections: SIGN frames it can make are answered there; every other frame reaches
+ * `onEvent(0, frame)` and is answered with write(). Event-loop thread only.
  */
 export interface NativeSignerApi {
   key(handle: Buffer, obj: Buffer, sigLen: number, mechanisms: number[], maxRsaData: number): void;
@@ -110,12 +111,18 @@ export interface NativeSignerApi {
   /** state: [last record seq, file size, torn] shared with src/daemon/audit.ts; hashes: [ckm, length, '"hash":"…","digest":"'] */
   audit(fd: number, run: string, state: Float64Array, maxBytes: number, mechJson: Record<number, string>, hashes: Array<[number, number, string]>): void;
   auditFd(fd: number): void;
-  conn(peerJson: string): number;
-  connEnd(id: number): void;
-  sign(frame: Buffer, conn: number): Buffer | undefined;
+  /** Serve the connection on `fd` (a dup of it; the caller closes its own). kind 0: a frame for JavaScript; 1: closed. */
+  adopt(fd: number, onEvent: (kind: 0 | 1, frame?: Buffer) => void): number;
+  /** SIGN frames of connection `id` may be made natively, recorded with this peer fragment … */
+  allow(id: number, peerJson: string): void;
+  /** … or no longer. */
+  deny(id: number): void;
+  write(id: number, frame: Buffer): void;
+  end(id: number): void;
+  destroy(id: number): void;
   takeOutcomes(): string;
-  /** declined: how many frames went to the JavaScript path, by reason (native_signer.cpp kDeclineNames) */
-  stats(): { signed: number; declined: Record<string, number>; keys: number };
+  /** declined: frames that went to JavaScript, by reason (native_signer.cpp kDeclineNames) */
+  stats(): { signed: number; declined: Record<string, number>; keys: number; connections: number };
   close(): void;
 }
 export type NativeSignerCtor = new (library: string, slot: Buffer, thresholdUs: number) => NativeSignerApi;

@@ -15,7 +15,8 @@ import { requireTool } from '../helpers/test-cache.js';
 const root = join(import.meta.dirname, '..', '..');
 const BASELINE: [number, number] = [2, 28];
 /** what every glibc system has (glibc itself loads libgcc_s for pthread_cancel) */
-const ALLOWED_NEEDED = ['libc.so.6', 'libpthread.so.0', 'libgcc_s.so.1', 'ld-linux-x86-64.so.2', 'ld-linux-aarch64.so.1'];
+// libdl.so.2: the addon's dlopen (native_signer.cpp), a stub that glibc 2.34+ still ships
+const ALLOWED_NEEDED = ['libc.so.6', 'libpthread.so.0', 'libdl.so.2', 'libgcc_s.so.1', 'ld-linux-x86-64.so.2', 'ld-linux-aarch64.so.1'];
 const APT_BINUTILS = 'apt-get install -y binutils';
 
 interface Imported {

@@ -51,18 +51,20 @@ const pin = readFileSync(token.pinFile, 'utf8').trim();
 // Two daemons: the audit log on tmpfs (the default place beside the socket in $XDG_RUNTIME_DIR is
 // a tmpfs on systemd machines) and on this machine's disk (root and CI: /tmp/signbridge-<uid>/).
 const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/sb-bench-') : mkdtempSync(join(tmpdir(), 'sb-bench-shm-'));
-const daemonOpts = (socket, audit, log) => ({
+const daemonOpts = (socket, audit, log, env = {}) => ({
   socket, softhsmConf: token.softhsmConf, library: token.library, tokenLabel: token.tokenLabel, pinFile: token.pinFile,
-  logFile: join(dir, log), extraArgs: ['--log-level', 'warn', '--audit-log', audit],
+  logFile: join(dir, log), extraArgs: ['--log-level', 'warn', '--audit-log', audit], env,
 });
 const daemon = await startDaemon(daemonOpts(join(dir, 'tmpfs.sock'), join(shm, 'audit.log'), 'daemon-tmpfs.log'));
 const diskDaemon = await startDaemon(daemonOpts(join(dir, 'disk.sock'), join(dir, 'audit', 'audit.log'), 'daemon-disk.log'));
+// the same as the first with the native signing path off: what it saves, in the same run
+const jsDaemon = await startDaemon(daemonOpts(join(dir, 'js.sock'), join(shm, 'audit-js.log'), 'daemon-js.log', { SIGNBRIDGE_NATIVE_SIGN: '0' }));
 const p11kit = await startP11kit(dir, token, { ...process.env, SOFTHSM2_CONF: token.softhsmConf });
 if (!p11kit) console.log('p11-kit-client.so not found: no p11-kit rows (apt-get install -y p11-kit p11-kit-modules)');
 
 try {
   result.rssBeforeKb = rssKb(daemon.pid);
-  result.sequential = sequentialRows({ loop, count: COUNT, token, pin, p11kit, sockets: { tmpfs: join(dir, 'tmpfs.sock'), disk: join(dir, 'disk.sock') }, module: modulePath(), keys: KEYS });
+  result.sequential = sequentialRows({ loop, count: COUNT, token, pin, p11kit, sockets: { tmpfs: join(dir, 'tmpfs.sock'), disk: join(dir, 'disk.sock'), js: join(dir, 'js.sock') }, module: modulePath(), keys: KEYS });
   result.diskDsyncP50Us = dsyncAppendP50(join(dir, 'audit'));
   result.tmpfsDsyncP50Us = dsyncAppendP50(shm);
   printSequential(result.sequential, COUNT);
@@ -107,6 +109,7 @@ try {
   p11kit?.stop();
   await daemon.stop();
   await diskDaemon.stop();
+  await jsDaemon.stop();
   rmSync(dir, { recursive: true, force: true });
   rmSync(shm, { recursive: true, force: true });
 }

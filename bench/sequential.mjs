@@ -79,6 +79,7 @@ export function sequentialRows({ loop, count, token, pin, p11kit, sockets, modul
       { id: 'direct', path: 'SoftHSMv2 directly (the floor)', module: token.library, env: { ...baseEnv, SIGN_LOOP_PIN: pin } },
       ...(p11kit ? [{ id: 'p11kit', path: 'p11-kit server + p11-kit-client.so', module: P11KIT_CLIENT, env: { ...baseEnv, SIGN_LOOP_PIN: pin, P11_KIT_SERVER_ADDRESS: p11kit.address } }] : []),
       { id: 'sb_tmpfs', path: 'signbridge, audit log on tmpfs', module, env: { ...process.env, SIGNBRIDGE_SOCKET: sockets.tmpfs } },
+      ...(sockets.js ? [{ id: 'sb_js', path: 'signbridge, tmpfs, JavaScript path only', module, env: { ...process.env, SIGNBRIDGE_SOCKET: sockets.js } }] : []),
       { id: 'sb_disk', path: 'signbridge, audit log on disk', module, env: { ...process.env, SIGNBRIDGE_SOCKET: sockets.disk } },
     ];
     const runs = new Map(paths.map((p) => [p.id, []]));
@@ -103,9 +104,9 @@ export function printSequential(rows, count) {
   const fmt = (n, w) => String(typeof n === 'number' ? n.toFixed(1) : n).padStart(w);
   const rounds = rows[0]?.round_p50_us?.length ?? 1;
   console.log(`\nC_SignInit + C_Sign, sequential, ${count} signatures per row in ${rounds} rounds taken in turn by the paths; medians of the rounds, µs`);
-  console.log(`${'key'.padEnd(9)} ${'mechanism'.padEnd(20)} ${'path'.padEnd(36)} ${'p50'.padStart(8)} ${'p90'.padStart(8)} ${'p99'.padStart(8)} ${'p50 overhead'.padStart(13)}`);
+  console.log(`${'key'.padEnd(9)} ${'mechanism'.padEnd(20)} ${'path'.padEnd(40)} ${'p50'.padStart(8)} ${'p90'.padStart(8)} ${'p99'.padStart(8)} ${'p50 overhead'.padStart(13)}`);
   for (const r of rows) {
-    console.log(`${r.key.padEnd(9)} ${r.mech.padEnd(20)} ${r.path.padEnd(36)} ${fmt(r.p50_us, 8)} ${fmt(r.p90_us, 8)} ${fmt(r.p99_us, 8)} ${fmt(r.overhead, 13)}`);
+    console.log(`${r.key.padEnd(9)} ${r.mech.padEnd(20)} ${r.path.padEnd(40)} ${fmt(r.p50_us, 8)} ${fmt(r.p90_us, 8)} ${fmt(r.p99_us, 8)} ${fmt(r.overhead, 13)}`);
   }
 }
 

@@ -12,6 +12,7 @@ export function targets(res) {
     const t1 = 0.5 * ec('p11kit').overhead;
     add('1. EC P-256 overhead, audit on tmpfs ≤ 0.5 × p11-kit', ec('sb_tmpfs').overhead, t1, 'µs',
       `p11-kit +${ec('p11kit').overhead.toFixed(0)} µs; signbridge/p11-kit = ${(ec('sb_tmpfs').overhead / ec('p11kit').overhead).toFixed(2)}` +
+        (ec('sb_js') ? `; JavaScript path only: +${ec('sb_js').overhead.toFixed(0)} µs` : '') +
         (res.roundTrip ? `; one bare round trip (no signing): C↔C ${res.roundTrip.c_us.toFixed(0)} µs, C↔Node ${res.roundTrip.node_us.toFixed(0)} µs` : ''));
     add('2. EC P-256 overhead, audit on disk ≤ disk O_DSYNC p50 + target 1', ec('sb_disk').overhead, res.diskDsyncP50Us + t1, 'µs',
       `disk sync p50 ${res.diskDsyncP50Us.toFixed(0)} µs (measured in this run)`);

@@ -94,8 +94,12 @@ function runAsync(cmd, args, env) {
   });
 }
 
-/** The tool command lines: through `module` (signbridge or libsofthsm2.so with a PIN file). */
-function tools(dir, module, tokenLabel, keyLabel, pinFile) {
+/**
+ * The tool command lines: through `module` (signbridge or libsofthsm2.so with a PIN file).
+ * pkcs11-tool 0.23 picks the first private key for --sign whatever --label says (its C_FindObjects
+ * template is the class alone): with `keyId` it is told the key by --id, which it does honour.
+ */
+function tools(dir, module, tokenLabel, keyLabel, pinFile, keyId) {
   const hash = join(dir, 'hash.bin');
   writeFileSync(hash, Buffer.alloc(32, 0x5a));
   // pkcs11-tool takes a PIN only as an argument: only the bench's own throwaway token needs one
@@ -103,7 +107,7 @@ function tools(dir, module, tokenLabel, keyLabel, pinFile) {
   if (pin) secretArgs = [pin];
   const login = pin ? ['--login', '--pin', pin] : [];
   return {
-    pkcs11tool: (i) => ['pkcs11-tool', ['--module', module, '--token-label', tokenLabel, ...login, '--sign', '--mechanism', 'ECDSA', '--label', keyLabel, '-i', hash, '-o', join(dir, `sig-${i}.bin`)]],
+    pkcs11tool: (i) => ['pkcs11-tool', ['--module', module, '--token-label', tokenLabel, ...login, '--sign', '--mechanism', 'ECDSA', ...(keyId ? ['--id', keyId] : ['--label', keyLabel]), '-i', hash, '-o', join(dir, `sig-${i}.bin`)]],
     osslsigncode: (i) => ['osslsigncode', signArgs({ module, tokenLabel, keyLabel, input: PE, output: join(dir, `signed-${i}.exe`), pinFile })],
   };
 }
@@ -116,7 +120,7 @@ export async function remoteRows({ dir, module, local, concurrencyExe, runConcur
   const out = { local: {}, rtts: [], failures: [] };
   const localEnv = { ...process.env, SOFTHSM2_CONF: local.token.softhsmConf };
   mkdirSync(join(dir, 'local'), { recursive: true });
-  const lt = tools(join(dir, 'local'), local.token.library, local.token.tokenLabel, local.keyLabel, local.token.pinFile);
+  const lt = tools(join(dir, 'local'), local.token.library, local.token.tokenLabel, local.keyLabel, local.token.pinFile, local.keyId);
   for (const tool of ['pkcs11tool', 'osslsigncode']) {
     out.local[tool] = { p50_ms: p50(await timeRuns(runs, lt[tool], localEnv, out.failures)), runs };
   }

@@ -86,7 +86,7 @@ try {
     result.remote = await remoteRows({
       dir: join(dir, 'remote'),
       module: modulePath(),
-      local: { token, keyLabel: 'ec-p256' },
+      local: { token, keyLabel: 'ec-p256', keyId: '02' },
       concurrencyExe: buildClient(dir),
       runConcurrent: runClientRow,
     });

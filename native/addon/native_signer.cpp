@@ -12,11 +12,12 @@
 // Event-loop thread only: no locks. POSIX only; on Windows the daemon reads and signs in JS.
 //
 //   new NativeSigner(library, slot: Buffer, thresholdUs)   throws when the library is not loaded
-//   .key(handle, obj: Buffer, sigLen, mechanisms: number[], maxRsaData) / .dropKey(handle)
+//   .key(handle, obj: Buffer, sigLen, mechanisms: number[], maxRsaData, idleCostUs) / .dropKey(handle)
+//   .scheduler(shared: Float64Array[pool, client, at], contentionWindow, idleMaxUs)   scheduler.ts's state
 //   .keyJson(handle, json)            the key's audit fragment (the daemon's audit-record.ts)
 //   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes) / .auditFd(fd)
 //   .adopt(fd, onEvent(kind 0 = data | 1 = closed, frame?)) → id     the connection is served here
-//   .allow(id, peerJson) / .deny(id)  SIGN frames of this connection may (no longer) be made here
+//   .allow(id, peerJson, client) / .deny(id)  SIGN frames of this connection may (no longer) be made here
 //   .write(id, frame) / .end(id) / .destroy(id)
 //   .takeOutcomes() → string;  .stats() → { signed, declined: { <reason>: n }, keys };  .close()
 // One per pkcs11 backend instance (a test process may run several daemons).
@@ -27,6 +28,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -92,6 +94,7 @@ struct Key {
   CK_ULONG sig_len = 0;
   std::vector<CK_MECHANISM_TYPE> mechanisms;
   size_t max_rsa_data = 0;
+  double idle_cost_us = 0;  // 0: a fast key; else a slow key of this cost, signed here only when idle
   int slow = 0;
 };
 
@@ -117,12 +120,23 @@ struct Signer {
   std::string run;
   std::unordered_map<uint64_t, std::string> mech_json;  // "mechanism":"CKM_ECDSA",
   std::vector<Hash> hashes;
+  // the JavaScript scheduler's shared state (scheduler.ts `shared`): [0] signatures on the thread
+  // pool, [1] the last signing client, [2] when it asked (ms, CLOCK_MONOTONIC); and its rule's numbers
+  double* sched = nullptr;
+  Napi::Reference<Napi::Float64Array> sched_ref;
+  double contention_window = 4, idle_max_us = 20000;
   std::string outcomes;  // outcome lines waiting for the next write (or the timer below)
   uv_timer_s* outcome_timer = nullptr;
-  double signed_count = 0, declined[7] = {};
+  double signed_count = 0, declined[8] = {};
   std::vector<uint8_t> sig, out;
   std::string line;
 };
+
+double now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
+}
 
 double now_us() {
   timespec ts{};
@@ -214,8 +228,8 @@ void arm_outcome_timer(Signer& s) {
 }
 
 // Why a frame went to the JavaScript path (stats().declined): one counter each.
-enum Decline { kNoAudit, kNotSign, kKey, kRequest, kToken, kRotation, kWrite, kDeclineCount };
-const char* const kDeclineNames[kDeclineCount] = {"noAudit", "notSign", "key", "request", "token", "rotation", "write"};
+enum Decline { kNoAudit, kNotSign, kKey, kRequest, kBusy, kToken, kRotation, kWrite, kDeclineCount };
+const char* const kDeclineNames[kDeclineCount] = {"noAudit", "notSign", "key", "request", "busy", "token", "rotation", "write"};
 
 bool decline(Signer& s, Decline why) {
   s.declined[why]++;
@@ -223,8 +237,9 @@ bool decline(Signer& s, Decline why) {
 }
 
 // The whole path; false = declined (nothing was sent, nothing needs undoing).
-// `peer`: the connection's audit fragment. On success the reply frame is in s.out.
-bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer) {
+// `peer`: the connection's audit fragment; `client`: its connection number in the daemon. On
+// success the reply frame is in s.out.
+bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, double client) {
   if (s.audit_fd < 0 || !s.state || s.state[2] != 0) return decline(s, kNoAudit);
   if (n < sb::proto::HEADER_SIZE) return decline(s, kNotSign);
   sb::proto::FrameHeader h = sb::proto::read_header(p);
@@ -251,6 +266,18 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer) 
     if (x.ckm == req.hash_alg && len >= x.len) hash = &x;
   if (!hash) return decline(s, kRequest);  // the record then names data_sha256: the JavaScript path writes it
 
+  // where the JavaScript scheduler would sign (scheduler.ts): a fast key on the loop always; a
+  // slow key on the loop only with nothing on the thread pool and no other client's signature
+  // within a few of its sign times — else on the pool, which is the JavaScript path's to use
+  double now = now_ms();
+  if (!s.sched) return decline(s, kBusy);
+  if (key.idle_cost_us > 0) {
+    double other = s.sched[1] != -1 && client != s.sched[1] ? now - s.sched[2] : 1e300;
+    if (s.sched[0] > 0 || other * 1000 <= s.contention_window * std::max(key.idle_cost_us, s.threshold_us)) return decline(s, kBusy);
+  }
+  s.sched[1] = client;
+  s.sched[2] = now;
+
   // sign
   CK_MECHANISM mech{req.mechanism, nullptr, 0};
   s.sig.resize(key.sig_len);
@@ -266,7 +293,7 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer) 
   }
   double us = now_us() - t0;
   uint32_t frame_id = h.id;
-  if (us >= s.threshold_us) {
+  if (us >= (key.idle_cost_us > 0 ? s.idle_max_us : s.threshold_us)) {
     if (++key.slow >= kSlowSamples) s.keys.erase(kit);  // this signature is still answered
   } else {
     key.slow = 0;
@@ -323,6 +350,7 @@ struct Conn {
   std::vector<uint8_t> in;  // bytes of frames not yet handled
   std::string out;          // reply bytes the socket did not take yet
   std::string peer;         // audit fragment; empty: SIGN frames go to JavaScript (not greeted …)
+  double client = -1;       // the daemon's number for this connection (the scheduler's `client`)
   int js_pending = 0;       // frames given to JavaScript and not answered: later ones follow them
   int events = 0;
   bool passthrough = false; // a malformed stream: everything goes to JavaScript, which closes it
@@ -335,7 +363,7 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeSigner",
-                       {InstanceMethod("key", &NativeSigner::AddKey), InstanceMethod("dropKey", &NativeSigner::DropKey),
+                       {InstanceMethod("key", &NativeSigner::AddKey), InstanceMethod("dropKey", &NativeSigner::DropKey), InstanceMethod("scheduler", &NativeSigner::Scheduler),
                         InstanceMethod("keyJson", &NativeSigner::KeyJson), InstanceMethod("audit", &NativeSigner::Audit),
                         InstanceMethod("auditFd", &NativeSigner::AuditFd), InstanceMethod("adopt", &NativeSigner::Adopt),
                         InstanceMethod("allow", &NativeSigner::Allow), InstanceMethod("deny", &NativeSigner::Deny),
@@ -457,7 +485,7 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
         c->in.clear();
         return Emit(c, 0, rest.data(), rest.size());
       }
-      if (c->js_pending == 0 && !c->peer.empty() && sign_frame(s_, p, size, c->peer)) {
+      if (c->js_pending == 0 && !c->peer.empty() && sign_frame(s_, p, size, c->peer, c->client)) {
         c->out.append(reinterpret_cast<const char*>(s_.out.data()), s_.out.size());
         off += size;
         if (!Flush(c)) return false;
@@ -554,7 +582,10 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
   }
 
   Napi::Value Allow(const Napi::CallbackInfo& info) {
-    if (Conn* c = Find(info); c && info.Length() == 2 && info[1].IsString()) c->peer = info[1].As<Napi::String>().Utf8Value();
+    if (Conn* c = Find(info); c && info.Length() == 3 && info[1].IsString() && info[2].IsNumber()) {
+      c->peer = info[1].As<Napi::String>().Utf8Value();
+      c->client = info[2].As<Napi::Number>().DoubleValue();
+    }
     return info.Env().Undefined();
   }
 
@@ -594,8 +625,8 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
 
   Napi::Value AddKey(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 5 || !info[2].IsNumber() || !info[3].IsArray() || !info[4].IsNumber())
-      throw Napi::TypeError::New(env, "key(handle, obj, sigLen, mechanisms, maxRsaData)");
+    if (info.Length() != 6 || !info[2].IsNumber() || !info[3].IsArray() || !info[4].IsNumber() || !info[5].IsNumber())
+      throw Napi::TypeError::New(env, "key(handle, obj, sigLen, mechanisms, maxRsaData, idleCostUs)");
     if (!s_.fl) return env.Undefined();
     Key k;
     k.obj = ulong_of(info[1], "obj");
@@ -603,7 +634,22 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     auto arr = info[3].As<Napi::Array>();
     for (uint32_t i = 0; i < arr.Length(); i++) k.mechanisms.push_back(CK_MECHANISM_TYPE(arr.Get(i).As<Napi::Number>().Int64Value()));
     k.max_rsa_data = size_t(info[4].As<Napi::Number>().Uint32Value());
+    k.idle_cost_us = info[5].As<Napi::Number>().DoubleValue();
     s_.keys[bytes_of(info[0], "handle")] = std::move(k);
+    return env.Undefined();
+  }
+
+  Napi::Value Scheduler(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 3 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, "scheduler(shared, contentionWindow, idleMaxUs)");
+    auto a = info[0].As<Napi::TypedArray>();
+    if (a.TypedArrayType() != napi_float64_array || a.ElementLength() < 3)
+      throw Napi::TypeError::New(env, "scheduler: shared must be a Float64Array of 3");
+    s_.sched_ref = Napi::Persistent(a.As<Napi::Float64Array>());
+    s_.sched = a.As<Napi::Float64Array>().Data();
+    s_.contention_window = info[1].As<Napi::Number>().DoubleValue();
+    s_.idle_max_us = info[2].As<Napi::Number>().DoubleValue();
     return env.Undefined();
   }
 

@@ -127,7 +127,7 @@ export class Dispatcher {
     const native = conn.nativeId !== undefined ? this.o.native : undefined;
     const nativeAllowed = (): void => {
       if (!native) return;
-      if (greeted && (!this.o.login?.required || loggedIn)) native.allow(conn.nativeId!, peerPart(conn.peer));
+      if (greeted && (!this.o.login?.required || loggedIn)) native.allow(conn.nativeId!, peerPart(conn.peer), conn.n);
       else native.deny(conn.nativeId!);
     };
     return (m: RequestMessage): void | Promise<void> => {

@@ -105,7 +105,10 @@ export type VerifyDigest = (spkiDer: Buffer, kind: 'ecdsa' | 'rsa-pss', digest: 
  * `onEvent(0, frame)` and is answered with write(). Event-loop thread only.
  */
 export interface NativeSignerApi {
-  key(handle: Buffer, obj: Buffer, sigLen: number, mechanisms: number[], maxRsaData: number): void;
+  /** idleCostUs 0: a fast key, signed there always; > 0: a slow key of that cost, signed there only when the daemon is idle (scheduler.ts). */
+  key(handle: Buffer, obj: Buffer, sigLen: number, mechanisms: number[], maxRsaData: number, idleCostUs: number): void;
+  /** The scheduler's shared state ([pool signatures, last client, when]) and its contention rule's numbers. */
+  scheduler(shared: Float64Array, contentionWindow: number, idleMaxUs: number): void;
   dropKey(handle: Buffer): void;
   keyJson(handle: Buffer, json: string): void;
   /** state: [last record seq, file size, torn] shared with src/daemon/audit.ts; hashes: [ckm, length, '"hash":"…","digest":"'] */
@@ -113,8 +116,8 @@ export interface NativeSignerApi {
   auditFd(fd: number): void;
   /** Serve the connection on `fd` (a dup of it; the caller closes its own). kind 0: a frame for JavaScript; 1: closed. */
   adopt(fd: number, onEvent: (kind: 0 | 1, frame?: Buffer) => void): number;
-  /** SIGN frames of connection `id` may be made natively, recorded with this peer fragment … */
-  allow(id: number, peerJson: string): void;
+  /** SIGN frames of connection `id` may be made natively, recorded with this peer fragment; `client`: the daemon's connection number … */
+  allow(id: number, peerJson: string, client: number): void;
   /** … or no longer. */
   deny(id: number): void;
   write(id: number, frame: Buffer): void;

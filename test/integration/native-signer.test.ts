@@ -133,12 +133,29 @@ describe('the native signing path (audit log on tmpfs)', () => {
     c.close();
     const after = native.stats();
     const declined = (x: typeof after): number => Object.values(x.declined).reduce((a, b) => a + b, 0);
-    expect(declined(after) - declined(before)).toBe(3); // PSS (an RSA key it does not hold), data_sha256, GET_INVENTORY
-    expect(after.declined.request! - before.declined.request!).toBe(1);
+    expect(declined(after) - declined(before)).toBe(3); // PSS, data_sha256, GET_INVENTORY
+    expect(after.declined.request! - before.declined.request!).toBeGreaterThanOrEqual(1);
     expect(after.signed - before.signed).toBe(1);
     const lines = await settled(audit);
     expect(lines.find((l) => l.event === 'request' && l.hash === null)).toMatchObject({ data_sha256: createHash('sha256').update(sha256).digest('hex') });
     expect(lines.filter((l) => l.event === 'outcome').every((l) => l.outcome === 'ok')).toBe(true);
+  });
+
+  it('a slow key (RSA-3072) signs natively while one client has the daemon to itself, like the scheduler’s idle loop', async () => {
+    const { d, audit, native, handles } = await start('slow');
+    const c = await DaemonClient.connect({ socketPath: d.socketPath });
+    const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), sha256]);
+    // the first signature goes to the thread pool (cost unknown), the next is measured on the idle loop
+    for (let i = 0; i < 3; i++) await c.sign(req(handles['rsa-3072']!, C.CKM_RSA_PKCS, digestInfo));
+    const before = native.stats().signed;
+    for (let i = 0; i < 5; i++) {
+      const sig = await c.sign(req(handles['rsa-3072']!, C.CKM_RSA_PKCS, digestInfo));
+      expect(verify('sha256', msg, pubOf('rsa-3072'), sig)).toBe(true);
+    }
+    c.close();
+    expect(native.stats().signed - before).toBe(5);
+    const lines = await settled(audit);
+    expect(lines.filter((l) => l.event === 'request' && l.mechanism === 'CKM_RSA_PKCS' && l.digest === sha256.toString('hex'))).toHaveLength(8);
   });
 
   it('a malformed frame closes only that connection (one log line); a client gone mid-frame is logged; the daemon signs on', async () => {

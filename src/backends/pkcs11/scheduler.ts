@@ -102,21 +102,26 @@ export class SignScheduler {
   private openAsync = 0;
   private waiters: Array<(s: Buffer) => void> = [];
   private readonly inFlight = new Set<Promise<unknown>>();
-  /** The last signing client and when it asked (ms, performance.now()). */
-  private lastClient: number | undefined;
-  private lastAt = 0;
+  /**
+   * Shared with the native signing path, which keeps it up to date for the signatures it makes:
+   * [0] signatures on the thread pool now, [1] the last signing client (-1: none yet),
+   * [2] when it asked (ms of CLOCK_MONOTONIC: process.hrtime, the native side's clock too).
+   */
+  readonly shared = new Float64Array([0, -1, 0]);
 
   /** Opens the event-loop session at once (throws the token's error). */
   constructor(private readonly o: SchedulerOptions) {
     this.syncSession = o.lib.C_OpenSession(o.slot, CKF_SERIAL_SESSION);
+    o.native?.scheduler(this.shared, CONTENTION_WINDOW, IDLE_LOOP_MAX_US);
   }
 
   /** Sign on the event loop (returns the signature) or on the thread pool (returns a promise). */
   sign(st: KeyPlacement, mech: P.Mechanism, data: Buffer, client?: number): Buffer | Promise<Buffer> {
-    const now = performance.now();
-    const other = client !== this.lastClient && this.lastClient !== undefined ? now - this.lastAt : Infinity;
-    this.lastClient = client;
-    this.lastAt = now;
+    const now = Number(process.hrtime.bigint()) / 1e6;
+    const sh = this.shared;
+    const other = client !== undefined && sh[1] !== -1 && client !== sh[1] ? now - sh[2]! : Infinity;
+    sh[1] = client ?? -1;
+    sh[2] = now;
     if (st.onLoop) {
       this.o.counters.sync++;
       return this.signSync(st, mech, data);
@@ -129,7 +134,11 @@ export class SignScheduler {
     this.o.counters.async++;
     const p = this.signAsync(st, mech, data);
     this.inFlight.add(p);
-    const done = (): void => void this.inFlight.delete(p);
+    sh[0] = this.inFlight.size;
+    const done = (): void => {
+      this.inFlight.delete(p);
+      sh[0] = this.inFlight.size;
+    };
     p.then(done, done);
     return p;
   }
@@ -151,8 +160,11 @@ export class SignScheduler {
     this.placeSync(st, us);
     const native = this.o.native;
     if (!native || st.nativeMechanisms.length === 0) return;
-    if (st.onLoop && us < this.o.thresholdUs) native.key(st.handle, st.obj, st.sigLen, [...st.nativeMechanisms], st.maxRsaData);
-    else if (!st.onLoop) native.dropKey(st.handle);
+    // a fast key signs there always; a slow one of bounded cost only when the daemon is idle,
+    // by the rule of idleLoop() below (the native side reads `shared` for it)
+    if (st.onLoop && us < this.o.thresholdUs) native.key(st.handle, st.obj, st.sigLen, [...st.nativeMechanisms], st.maxRsaData, 0);
+    else if (!st.onLoop && this.o.thresholdUs > 0 && us <= IDLE_LOOP_MAX_US) native.key(st.handle, st.obj, st.sigLen, [...st.nativeMechanisms], st.maxRsaData, st.costUs);
+    else native.dropKey(st.handle);
   }
 
   private placeSync(st: KeyPlacement, us: number): void {

@@ -15,7 +15,7 @@
 //   .key(handle, obj: Buffer, sigLen, mechanisms: number[], maxRsaData, idleCostUs) / .dropKey(handle)
 //   .scheduler(shared: Float64Array[pool, client, at], contentionWindow, idleMaxUs)   scheduler.ts's state
 //   .keyJson(handle, json)            the key's audit fragment (the daemon's audit-record.ts)
-//   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes) / .auditFd(fd)
+//   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes, onDisk) / .auditFd(fd)
 //   .adopt(fd, onEvent(kind 0 = data | 1 = closed, frame?)) → id     the connection is served here
 //   .allow(id, peerJson, client) / .deny(id)  SIGN frames of this connection may (no longer) be made here
 //   .write(id, frame) / .end(id) / .destroy(id)
@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <time.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,14 +69,20 @@ void uv_close(uv_handle_s* handle, uv_close_cb close_cb);
 // glibc 2.34 moved dlopen & co. into libc under a new version; the addon keeps the README's glibc
 // 2.28 floor by binding the architecture's base version, which old and new glibc both export, and
 // names libdl.so.2 (a stub on 2.34+) so that older glibc finds them there (CMakeLists.txt).
+// pthread_create/join likewise (glibc 2.34 gave them a new version in libc; libpthread.so.0, also
+// named, has the old one), which is why the audit writer below is a pthread and not a std::thread.
 #if defined(__GLIBC__) && defined(__x86_64__) && !defined(SB_NO_GLIBC_COMPAT)
 __asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
 __asm__(".symver dlclose,dlclose@GLIBC_2.2.5");
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.2.5");
+__asm__(".symver pthread_join,pthread_join@GLIBC_2.2.5");
 #elif defined(__GLIBC__) && defined(__aarch64__) && !defined(SB_NO_GLIBC_COMPAT)
 __asm__(".symver dlopen,dlopen@GLIBC_2.17");
 __asm__(".symver dlsym,dlsym@GLIBC_2.17");
 __asm__(".symver dlclose,dlclose@GLIBC_2.17");
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.17");
+__asm__(".symver pthread_join,pthread_join@GLIBC_2.17");
 #endif
 
 namespace {
@@ -104,6 +111,81 @@ struct Hash {
   std::string json;  // "hash":"CKM_SHA256","digest":"
 };
 
+bool write_all(int fd, const std::string& s, size_t* done);
+
+// The audit log on a disk: the request record's synchronous write (O_DSYNC, ≈ 0.2–0.4 ms here)
+// runs on this thread while the event loop signs, and the loop waits for whatever is left of it —
+// one write at a time, so no queue. (On a memory file system the loop writes it itself.)
+class Writer {
+ public:
+  Writer() {
+    pthread_mutex_init(&m_, nullptr);
+    pthread_cond_init(&cv_, nullptr);
+    started_ = pthread_create(&thread_, nullptr, &Writer::Run, this) == 0;
+  }
+  ~Writer() {
+    pthread_mutex_lock(&m_);
+    stop_ = true;
+    pthread_cond_broadcast(&cv_);
+    pthread_mutex_unlock(&m_);
+    if (started_) pthread_join(thread_, nullptr);
+    pthread_cond_destroy(&cv_);
+    pthread_mutex_destroy(&m_);
+  }
+  bool started() const { return started_; }
+  void Submit(int fd, const std::string* data) {
+    pthread_mutex_lock(&m_);
+    fd_ = fd;
+    data_ = data;
+    done_ = false;
+    job_ = true;
+    pthread_cond_broadcast(&cv_);
+    pthread_mutex_unlock(&m_);
+  }
+  bool Wait(size_t* written) {
+    pthread_mutex_lock(&m_);
+    while (!done_) pthread_cond_wait(&cv_, &m_);
+    *written = written_;
+    bool ok = ok_;
+    pthread_mutex_unlock(&m_);
+    return ok;
+  }
+
+ private:
+  static void* Run(void* self) {
+    static_cast<Writer*>(self)->Loop();
+    return nullptr;
+  }
+  void Loop() {
+    pthread_mutex_lock(&m_);
+    for (;;) {
+      while (!stop_ && !job_) pthread_cond_wait(&cv_, &m_);
+      if (stop_) break;
+      job_ = false;
+      int fd = fd_;
+      const std::string* data = data_;
+      pthread_mutex_unlock(&m_);
+      size_t w = 0;
+      bool ok = write_all(fd, *data, &w);
+      pthread_mutex_lock(&m_);
+      written_ = w;
+      ok_ = ok;
+      done_ = true;
+      pthread_cond_broadcast(&cv_);
+    }
+    pthread_mutex_unlock(&m_);
+  }
+  // plain pthread objects: std::mutex/condition_variable would pull in libstdc++ parts that need
+  // glibc 2.34 symbols (the README's floor is 2.28)
+  pthread_mutex_t m_;
+  pthread_cond_t cv_;
+  pthread_t thread_{};
+  bool started_ = false, stop_ = false, job_ = false, done_ = true, ok_ = false;
+  int fd_ = -1;
+  const std::string* data_ = nullptr;
+  size_t written_ = 0;
+};
+
 struct Signer {
   void* lib = nullptr;
   CK_FUNCTION_LIST_PTR fl = nullptr;
@@ -114,6 +196,7 @@ struct Signer {
   std::unordered_map<std::string, std::string> key_json;
   // the audit log (src/daemon/audit.ts owns the file; these are its fd and shared counters)
   int audit_fd = -1;
+  std::unique_ptr<Writer> writer;  // the audit log is on a disk: its writes run there
   double* state = nullptr;  // [0] last record seq, [1] file size, [2] torn (a write failed part-way)
   Napi::Reference<Napi::Float64Array> state_ref;
   double max_bytes = 0;
@@ -268,35 +351,15 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, 
 
   // where the JavaScript scheduler would sign (scheduler.ts): a fast key on the loop always; a
   // slow key on the loop only with nothing on the thread pool and no other client's signature
-  // within a few of its sign times — else on the pool, which is the JavaScript path's to use
+  // within a few of its sign times — else on the pool, which is the JavaScript path's to use.
+  // With the audit log on a disk the loop also waits for the record's sync: the same rule, for
+  // every key, so that concurrent clients keep the JavaScript path and its shared (group) writes.
+  bool disk = s.writer != nullptr;
   double now = now_ms();
   if (!s.sched) return decline(s, kBusy);
-  if (key.idle_cost_us > 0) {
+  if (key.idle_cost_us > 0 || disk) {
     double other = s.sched[1] != -1 && client != s.sched[1] ? now - s.sched[2] : 1e300;
     if (s.sched[0] > 0 || other * 1000 <= s.contention_window * std::max(key.idle_cost_us, s.threshold_us)) return decline(s, kBusy);
-  }
-  s.sched[1] = client;
-  s.sched[2] = now;
-
-  // sign
-  CK_MECHANISM mech{req.mechanism, nullptr, 0};
-  s.sig.resize(key.sig_len);
-  CK_ULONG sig_len = key.sig_len;
-  double t0 = now_us();
-  if (s.fl->C_SignInit(s.session, &mech, key.obj) != CKR_OK) {
-    reset_session(s);
-    return decline(s, kToken);
-  }
-  if (s.fl->C_Sign(s.session, const_cast<CK_BYTE_PTR>(req.data.data), CK_ULONG(len), s.sig.data(), &sig_len) != CKR_OK) {
-    reset_session(s);
-    return decline(s, kToken);
-  }
-  double us = now_us() - t0;
-  uint32_t frame_id = h.id;
-  if (us >= (key.idle_cost_us > 0 ? s.idle_max_us : s.threshold_us)) {
-    if (++key.slow >= kSlowSamples) s.keys.erase(kit);  // this signature is still answered
-  } else {
-    key.slow = 0;
   }
 
   // the request record (audit-record.ts requestLine), with the outcome lines still waiting
@@ -309,13 +372,57 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, 
   append_hex(line, req.data.data + len - hash->len, hash->len);
   line += "\"}\n";
   if (s.max_bytes > 0 && s.state[1] > 0 && s.state[1] + double(line.size()) > s.max_bytes) return decline(s, kRotation);  // rotation: JavaScript's
-  size_t done = 0;
-  if (!write_all(s.audit_fd, line, &done)) {
+  s.sched[1] = client;
+  s.sched[2] = now;
+  if (disk) s.writer->Submit(s.audit_fd, &line);  // the disk syncs while the token signs
+
+  // a failed write: "torn" tells the JavaScript path to start its next write on a new line, and it
+  // reports the failure, for this request and until a write succeeds
+  auto write_failed = [&s](size_t done) {
     if (done > 0) {
-      s.state[2] = 1;  // torn: the JavaScript path starts its next write on a new line
+      s.state[2] = 1;
       s.state[1] += double(done);
     }
-    s.audit_fd = -1;  // and it reports the failure, for this request and until a write succeeds
+    s.audit_fd = -1;
+  };
+  // sign
+  CK_MECHANISM mech{req.mechanism, nullptr, 0};
+  s.sig.resize(key.sig_len);
+  CK_ULONG sig_len = key.sig_len;
+  double t0 = now_us();
+  bool signed_ok = s.fl->C_SignInit(s.session, &mech, key.obj) == CKR_OK &&
+                   s.fl->C_Sign(s.session, const_cast<CK_BYTE_PTR>(req.data.data), CK_ULONG(len), s.sig.data(), &sig_len) == CKR_OK;
+  double us = now_us() - t0;
+  size_t done = 0;
+  bool written = disk ? s.writer->Wait(&done) : false;
+  if (!signed_ok) {
+    reset_session(s);
+    if (disk) {
+      // the record is on disk already: say what became of it before the JavaScript path makes
+      // the request again, under the next id
+      if (!written) {
+        write_failed(done);
+        return decline(s, kToken);
+      }
+      s.state[0] += 1;
+      s.state[1] += double(line.size());
+      s.outcomes.clear();
+      s.outcomes += "{\"time\":\"";
+      append_iso_now(s.outcomes);
+      s.outcomes += "\",\"id\":\"" + id + "\",\"event\":\"outcome\",\"outcome\":\"retried\",\"error\":\"the token refused it on the native signing path; the daemon made the request again under the next id\",\"backend_us\":" + std::to_string(uint64_t(us + 0.5)) + "}\n";
+      arm_outcome_timer(s);
+    }
+    return decline(s, kToken);
+  }
+  uint32_t frame_id = h.id;
+  if (us >= (key.idle_cost_us > 0 ? s.idle_max_us : s.threshold_us)) {
+    if (++key.slow >= kSlowSamples) s.keys.erase(kit);  // this signature is still answered
+  } else {
+    key.slow = 0;
+  }
+  if (!disk) written = write_all(s.audit_fd, line, &done);
+  if (!written) {
+    write_failed(done);
     return decline(s, kWrite);
   }
   s.state[0] += 1;
@@ -412,6 +519,7 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     s_.fl = nullptr;
     s_.keys.clear();
     s_.audit_fd = -1;
+    s_.writer.reset();
     if (s_.lib) dlclose(s_.lib);
     s_.lib = nullptr;
   }
@@ -667,9 +775,9 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
 
   Napi::Value Audit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 6 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsTypedArray() || !info[3].IsNumber() ||
-        !info[4].IsObject() || !info[5].IsArray())
-      throw Napi::TypeError::New(env, "audit(fd, run, state, maxBytes, mechJson, hashes)");
+    if (info.Length() != 7 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsTypedArray() || !info[3].IsNumber() ||
+        !info[4].IsObject() || !info[5].IsArray() || !info[6].IsBoolean())
+      throw Napi::TypeError::New(env, "audit(fd, run, state, maxBytes, mechJson, hashes, onDisk)");
     auto state = info[2].As<Napi::TypedArray>();
     if (state.TypedArrayType() != napi_float64_array || state.ElementLength() < 3)
       throw Napi::TypeError::New(env, "audit: state must be a Float64Array of 3");
@@ -678,6 +786,14 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     s_.audit_fd = info[0].As<Napi::Number>().Int32Value();
     s_.run = info[1].As<Napi::String>().Utf8Value();
     s_.max_bytes = info[3].As<Napi::Number>().DoubleValue();
+    s_.writer.reset();
+    if (info[6].As<Napi::Boolean>().Value()) {
+      s_.writer = std::make_unique<Writer>();
+      if (!s_.writer->started()) {
+        s_.writer.reset();
+        s_.audit_fd = -1;  // no thread: the JavaScript path writes every record
+      }
+    }
     s_.mech_json.clear();
     auto mj = info[4].As<Napi::Object>();
     auto names = mj.GetPropertyNames();

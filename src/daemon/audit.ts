@@ -117,13 +117,14 @@ export class AuditLog implements AuditSink {
   }
 
   /**
-   * Let the native signing path write request records here too (only where they are written on
-   * the loop: a memory file system). Its records take sequence numbers from the same counter, its
-   * outcome lines come back through takeOutcomes() into this log's next write.
+   * Let the native signing path write request records here too. Its records take sequence
+   * numbers from the same counter; its outcome lines go out with its next record, on its own
+   * timer, or with this log's next write. On a disk it syncs each record on a thread of its own
+   * while the loop signs, and only while the daemon is idle (docs/performance.md).
    */
   attachNative(native: NativeAuditPeer, fragments: { mechJson: Record<number, string>; hashes: Array<[number, number, string]> }): boolean {
-    if (!this.onLoop || this.closed) return false;
-    native.audit(this.fh.fd, this.run, this.state, this.maxBytes, fragments.mechJson, fragments.hashes);
+    if (this.closed) return false;
+    native.audit(this.fh.fd, this.run, this.state, this.maxBytes, fragments.mechJson, fragments.hashes, !this.onLoop);
     this.native = native;
     return true;
   }

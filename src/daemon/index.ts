@@ -175,9 +175,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: StartOptions): Promis
     await audit.close();
     throw e;
   }
-  // The native signing path writes its request records itself, so only where the audit log
-  // writes them on the event loop (a memory file system), and not when every signature is to be
-  // logged at debug level (docs/performance.md "The native signing path").
+  // The native signing path writes its request records itself (on a disk through a thread of its
+  // own, and only while the daemon is idle); not when every signature is to be logged at debug
+  // level (docs/performance.md "The native signing path").
   const native = backend.native && !log.isLevelEnabled('debug') && audit.attachNative(backend.native, nativeFragments()) ? backend.native : undefined;
   log.debug({ native: native !== undefined }, 'signing path');
   const dispatcher = new Dispatcher({ backend, serverName: `signbridge/${VERSION}`, login, audit, native });

@@ -31,9 +31,9 @@ let dir: string;
 let shm: string;
 const running: RunningDaemon[] = [];
 
-async function start(name: string, extra: Record<string, string> = {}): Promise<{ d: RunningDaemon; audit: string; native: NativeSignerApi; handles: Record<string, Buffer> }> {
+async function start(name: string, extra: Record<string, string> = {}, auditDir = shm): Promise<{ d: RunningDaemon; audit: string; native: NativeSignerApi; handles: Record<string, Buffer> }> {
   const t = testToken();
-  const audit = join(shm, name, 'audit.log');
+  const audit = join(auditDir, name, 'audit.log');
   const cfg = resolveConfig(
     { 'pkcs11-library': t.library, 'token-label': t.tokenLabel, 'pin-file': t.pinFile, socket: join(dir, name, 's.sock'), 'audit-log': audit, 'log-level': 'info', ...extra },
     {},
@@ -156,6 +156,31 @@ describe('the native signing path (audit log on tmpfs)', () => {
     expect(native.stats().signed - before).toBe(5);
     const lines = await settled(audit);
     expect(lines.filter((l) => l.event === 'request' && l.mechanism === 'CKM_RSA_PKCS' && l.digest === sha256.toString('hex'))).toHaveLength(8);
+  });
+
+  it('audit log on a disk: the record is synced on the addon’s writer thread while the token signs; the same lines', async () => {
+    const { d, audit, native, handles } = await start('disk', {}, dir);
+    const c = await DaemonClient.connect({ socketPath: d.socketPath });
+    for (let i = 0; i < 3; i++) await c.sign(req(handles['ec-p256']!, C.CKM_ECDSA, sha256));
+    const before = native.stats().signed;
+    for (let i = 0; i < 10; i++) {
+      const sig = await c.sign(req(handles['ec-p256']!, C.CKM_ECDSA, sha256));
+      expect(verify('sha256', msg, { key: pubOf('ec-p256'), dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
+    }
+    c.close();
+    // one client alone: the daemon is idle between its requests, so the native path takes them
+    expect(native.stats().signed - before).toBe(10);
+    const lines = await settled(audit);
+    const requests = lines.filter((l) => l.event === 'request');
+    expect(requests).toHaveLength(13);
+    const key = d.backend.tokens()[0]!.keys.find((k) => k.label === 'ec-p256')!;
+    for (const r of requests) {
+      const expected = requestRecord(
+        { time: new Date(r.time as string), conn: 0, peer: { pid: process.pid, uid: process.getuid!(), gid: 0, exe: (r.peer as { exe: string }).exe }, req: req(key.handle, C.CKM_ECDSA, sha256), key },
+        r.id as string,
+      );
+      expect(r).toEqual(expected);
+    }
   });
 
   it('a malformed frame closes only that connection (one log line); a client gone mid-frame is logged; the daemon signs on', async () => {

@@ -13,6 +13,7 @@ const res = JSON.parse(readFileSync(input, 'utf8'));
 const PATHS = [
   ['p11kit', 'p11-kit forwarding', '#9e9e9e'],
   ['sb_tmpfs', 'signbridge, audit on tmpfs', '#1f77b4'],
+  ['sb_js', 'signbridge, tmpfs, JavaScript path only', '#aec7e8'],
   ['sb_disk', 'signbridge, audit on disk', '#ff7f0e'],
 ];
 const keys = [...new Set(res.sequential.map((r) => r.key))];

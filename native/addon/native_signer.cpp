@@ -15,7 +15,8 @@
 //   .key(handle, obj: Buffer, sigLen, mechanisms: number[], maxRsaData, idleCostUs) / .dropKey(handle)
 //   .scheduler(shared: Float64Array[pool, client, at], contentionWindow, idleMaxUs)   scheduler.ts's state
 //   .keyJson(handle, json)            the key's audit fragment (the daemon's audit-record.ts)
-//   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes, onDisk) / .auditFd(fd)
+//   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes, onDisk, due()) / .auditFd(fd)
+//                                     due(): outcome lines have waited 5 ms; audit.ts takes them
 //   .adopt(fd, onEvent(kind 0 = data | 1 = closed, frame?)) → id     the connection is served here
 //   .allow(id, peerJson, client) / .deny(id)  SIGN frames of this connection may (no longer) be made here
 //   .write(id, frame) / .end(id) / .destroy(id)
@@ -208,7 +209,8 @@ struct Signer {
   double* sched = nullptr;
   Napi::Reference<Napi::Float64Array> sched_ref;
   double contention_window = 4, idle_max_us = 20000;
-  std::string outcomes;  // outcome lines waiting for the next write (or the timer below)
+  std::string outcomes;  // outcome lines waiting for the next record (or the timer below)
+  Napi::FunctionReference on_outcomes;  // audit.ts: take them now
   uv_timer_s* outcome_timer = nullptr;
   double signed_count = 0, declined[8] = {};
   std::vector<uint8_t> sig, out;
@@ -291,18 +293,21 @@ constexpr uint64_t kOutcomeDelayMs = 5;
 void* handle_data(void* h) { return *static_cast<void**>(h); }  // uv_handle_t's first field
 void set_handle_data(void* h, void* v) { *static_cast<void**>(h) = v; }
 
+// The outcome lines waited long enough: JavaScript's audit log takes them (takeOutcomes) into a
+// write of its own, which knows about rotation, failures and the disk's thread pool.
 void write_outcomes(uv_timer_s* t) {
   Signer& s = *static_cast<Signer*>(handle_data(t));
-  if (s.outcomes.empty() || s.audit_fd < 0 || !s.state || s.state[2] != 0) return;  // audit.ts takes them then
-  size_t done = 0;
-  if (write_all(s.audit_fd, s.outcomes, &done)) {
-    s.state[1] += double(s.outcomes.size());
-  } else {
-    if (done > 0) s.state[2] = 1;
-    s.state[1] += double(done);
-    s.audit_fd = -1;  // the JavaScript path writes (and reports) from now on
+  if (s.outcomes.empty() || s.on_outcomes.IsEmpty()) return;
+  napi_env env = s.on_outcomes.Env();
+  Napi::HandleScope scope(env);
+  napi_value fn = s.on_outcomes.Value();
+  napi_value recv, result;
+  napi_get_global(env, &recv);  // napi_make_callback needs an object as `this`
+  if (napi_make_callback(env, nullptr, recv, fn, 0, nullptr, &result) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
   }
-  s.outcomes.clear();
 }
 
 void arm_outcome_timer(Signer& s) {
@@ -509,8 +514,7 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
     for (auto& c : conns_) ids.push_back(c.first);
     for (uint32_t id : ids) CloseConn(id, notify);
     if (s_.outcome_timer) {
-      write_outcomes(s_.outcome_timer);  // what is still waiting goes out now
-      uv_timer_stop(s_.outcome_timer);
+      uv_timer_stop(s_.outcome_timer);  // what is still waiting, audit.ts takes when it closes
       uv_close(reinterpret_cast<uv_handle_s*>(s_.outcome_timer), [](uv_handle_s* h) { std::free(h); });
       s_.outcome_timer = nullptr;
     }
@@ -775,9 +779,10 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
 
   Napi::Value Audit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 7 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsTypedArray() || !info[3].IsNumber() ||
-        !info[4].IsObject() || !info[5].IsArray() || !info[6].IsBoolean())
-      throw Napi::TypeError::New(env, "audit(fd, run, state, maxBytes, mechJson, hashes, onDisk)");
+    if (info.Length() != 8 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsTypedArray() || !info[3].IsNumber() ||
+        !info[4].IsObject() || !info[5].IsArray() || !info[6].IsBoolean() || !info[7].IsFunction())
+      throw Napi::TypeError::New(env, "audit(fd, run, state, maxBytes, mechJson, hashes, onDisk, takeOutcomes)");
+    s_.on_outcomes = Napi::Persistent(info[7].As<Napi::Function>());
     auto state = info[2].As<Napi::TypedArray>();
     if (state.TypedArrayType() != napi_float64_array || state.ElementLength() < 3)
       throw Napi::TypeError::New(env, "audit: state must be a Float64Array of 3");

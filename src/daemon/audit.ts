@@ -124,7 +124,7 @@ export class AuditLog implements AuditSink {
    */
   attachNative(native: NativeAuditPeer, fragments: { mechJson: Record<number, string>; hashes: Array<[number, number, string]> }): boolean {
     if (this.closed) return false;
-    native.audit(this.fh.fd, this.run, this.state, this.maxBytes, fragments.mechJson, fragments.hashes, !this.onLoop);
+    native.audit(this.fh.fd, this.run, this.state, this.maxBytes, fragments.mechJson, fragments.hashes, !this.onLoop, () => this.writePending());
     this.native = native;
     return true;
   }
@@ -197,18 +197,24 @@ export class AuditLog implements AuditSink {
       this.timer = setTimeout(() => {
         if (!this.armed) return; // a write took the lines along meanwhile
         this.armed = false;
-        this.collectNative();
-        if (this.flushing || this.pending.length === 0) return;
-        if (this.onLoop && !this.torn && !this.rotationDue()) {
-          try {
-            this.writeNow(); // a memory file system: cheaper than a thread-pool round trip
-          } catch {
-            /* logged by writeNow; the lines of a failed write are lost, as in flush() */
-          }
-        } else void this.flush();
+        this.writePending();
       }, OUTCOME_DELAY_MS);
       this.timer.unref();
     }
+  }
+
+  /** Lines that need no sync of their own (outcomes, ours and the native path's), written now. */
+  private writePending(): void {
+    if (this.closed) return;
+    this.collectNative();
+    if (this.flushing || this.pending.length === 0) return;
+    if (this.onLoop && !this.torn && !this.rotationDue()) {
+      try {
+        this.writeNow(); // a memory file system: cheaper than a thread-pool round trip
+      } catch {
+        /* logged by writeNow; the lines of a failed write are lost, as in flush() */
+      }
+    } else void this.flush();
   }
 
   /** The native path's outcome lines go out with this log's next write, ahead of its own lines. */
@@ -267,10 +273,13 @@ export class AuditLog implements AuditSink {
     this.flushing = true;
     try {
       while (this.pending.length > 0) {
-        const waiters = this.waiters;
-        this.waiters = [];
+        let waiters: Waiter[] = [];
         try {
           if (this.rotationDue()) await this.rotate();
+          // taken after the rotation: a record appended meanwhile goes out in this batch, so its
+          // waiter must be resolved with it
+          waiters = this.waiters;
+          this.waiters = [];
           const data = this.takeBatch();
           let off = 0;
           try {
@@ -287,7 +296,11 @@ export class AuditLog implements AuditSink {
         } catch (e) {
           const err = e as NodeJS.ErrnoException;
           this.logger?.error({ file: this.file, err: err.message }, 'cannot write the audit log: signatures are refused until it can be written');
-          for (const w of waiters) w.reject(err);
+          // a failed rotation or write: every record waiting now is refused (and its line
+          // dropped), rather than tried again in a loop
+          if (this.pending.length > 0) this.takeText();
+          for (const w of [...waiters, ...this.waiters]) w.reject(err);
+          this.waiters = [];
         }
       }
     } finally {

@@ -113,7 +113,7 @@ export interface NativeSignerApi {
   keyJson(handle: Buffer, json: string): void;
   /** state: [last record seq, file size, torn] shared with src/daemon/audit.ts; hashes: [ckm, length, '"hash":"…","digest":"'] */
   /** onDisk: the record's synchronous write runs on a thread of the addon's while the loop signs (and the loop waits for it). */
-  audit(fd: number, run: string, state: Float64Array, maxBytes: number, mechJson: Record<number, string>, hashes: Array<[number, number, string]>, onDisk: boolean): void;
+  audit(fd: number, run: string, state: Float64Array, maxBytes: number, mechJson: Record<number, string>, hashes: Array<[number, number, string]>, onDisk: boolean, outcomesDue: () => void): void;
   auditFd(fd: number): void;
   /** Serve the connection on `fd` (a dup of it; the caller closes its own). kind 0: a frame for JavaScript; 1: closed. */
   adopt(fd: number, onEvent: (kind: 0 | 1, frame?: Buffer) => void): number;

@@ -49,6 +49,21 @@ describe('AuditLog', () => {
     await a.close();
   });
 
+  it('a line appended while the file is being rotated is in the next batch, and its append() resolves', async () => {
+    const file = fresh();
+    const a = await AuditLog.open({ file, writeOn: 'pool', maxBytes: 300, keep: 2 });
+    await a.append({ pad: 'x'.repeat(200) });
+    // the next append crosses 300 bytes: flush() rotates (asynchronously) before writing it; the
+    // third arrives during that rotation and must not be left waiting
+    const second = a.append({ pad: 'y'.repeat(200) });
+    await new Promise((r) => setImmediate(r));
+    const third = a.append({ third: true });
+    const settled = await Promise.race([Promise.all([second, third]).then(() => 'resolved'), new Promise((r) => setTimeout(() => r('stuck'), 3000))]);
+    expect(settled).toBe('resolved');
+    expect(linesOf(file).some((l) => l.third === true)).toBe(true);
+    await a.close();
+  });
+
   it('group commit: 200 lines appended at once take a handful of write+fdatasync batches, in order', async () => {
     const file = fresh();
     const a = await AuditLog.open({ file, writeOn: 'pool' }); // the thread-pool path, as on a disk

@@ -18,16 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "timing.h"
 
 static int address(const char *path, struct sockaddr_un *a) {
   memset(a, 0, sizeof *a);
@@ -82,7 +73,7 @@ static int client(const char *path, int count) {
     }
     if (i >= 0) t[i] = now_us() - t0;
   }
-  qsort(t, (size_t)count, sizeof(double), cmp);
+  qsort(t, (size_t)count, sizeof(double), cmp_double);
   printf("p50_us=%.1f p90_us=%.1f\n", t[count / 2], t[count * 9 / 10]);
   close(fd);
   return 0;

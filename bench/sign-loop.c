@@ -16,16 +16,7 @@
 
 #include "../test/native/p11.h"
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "timing.h"
 
 static int unhex(const char *s, unsigned char *out, size_t max) {
   size_t n = strlen(s) / 2;
@@ -90,7 +81,7 @@ int main(int argc, char **argv) {
   }
   double sum = 0;
   for (int i = 0; i < count; i++) sum += t[i];
-  qsort(t, (size_t)count, sizeof *t, cmp);
+  qsort(t, (size_t)count, sizeof *t, cmp_double);
   printf("p10_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f mean_us=%.1f n=%d\n", t[count / 10], t[count / 2],
          t[count * 9 / 10], t[count * 99 / 100], sum / count, count);
   p->C_CloseSession(s);

@@ -325,6 +325,18 @@ bool decline(Signer& s, Decline why) {
 }
 
 // The whole path; false = declined (nothing was sent, nothing needs undoing).
+// A request record of `bytes` is in the file (the outcomes it carried with it too): count it, and
+// queue its outcome line (audit-record.ts outcomeLine) for the next write.
+void recorded(Signer& s, size_t bytes, const std::string& id, const char* outcome, double us) {
+  s.state[0] += 1;
+  s.state[1] += double(bytes);
+  s.outcomes.clear();
+  s.outcomes += "{\"time\":\"";
+  append_iso_now(s.outcomes);
+  s.outcomes += "\",\"id\":\"" + id + "\",\"event\":\"outcome\"," + outcome + ",\"backend_us\":" + std::to_string(uint64_t(us + 0.5)) + "}\n";
+  arm_outcome_timer(s);
+}
+
 // `peer`: the connection's audit fragment; `client`: its connection number in the daemon. On
 // success the reply frame is in s.out.
 bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, double client) {
@@ -409,13 +421,8 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, 
         write_failed(done);
         return decline(s, kToken);
       }
-      s.state[0] += 1;
-      s.state[1] += double(line.size());
-      s.outcomes.clear();
-      s.outcomes += "{\"time\":\"";
-      append_iso_now(s.outcomes);
-      s.outcomes += "\",\"id\":\"" + id + "\",\"event\":\"outcome\",\"outcome\":\"retried\",\"error\":\"the token refused it on the native signing path; the daemon made the request again under the next id\",\"backend_us\":" + std::to_string(uint64_t(us + 0.5)) + "}\n";
-      arm_outcome_timer(s);
+      recorded(s, line.size(), id,
+               "\"outcome\":\"retried\",\"error\":\"the token refused it on the native signing path; the daemon made the request again under the next id\"", us);
     }
     return decline(s, kToken);
   }
@@ -430,13 +437,7 @@ bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, 
     write_failed(done);
     return decline(s, kWrite);
   }
-  s.state[0] += 1;
-  s.state[1] += double(line.size());
-  s.outcomes.clear();
-  s.outcomes += "{\"time\":\"";
-  append_iso_now(s.outcomes);
-  s.outcomes += "\",\"id\":\"" + id + "\",\"event\":\"outcome\",\"outcome\":\"ok\",\"backend_us\":" + std::to_string(uint64_t(us + 0.5)) + "}\n";
-  arm_outcome_timer(s);
+  recorded(s, line.size(), id, "\"outcome\":\"ok\"", us);
 
   s.out.clear();
   SignReplyView rep;

@@ -3,8 +3,9 @@
 // listen on a pipe but never shows JavaScript the pipe handle, and only that handle tells who the
 // client is — so the addon accepts, reads the client's pid and user SID, and hands over bytes.
 // Here each connection becomes a Duplex, so server.ts serves it exactly like a unix socket.
-import { Duplex } from 'node:stream';
-import type { NativePipeServer, PipeApi, PipePeer } from '../native/loader.js';
+import type { Duplex } from 'node:stream';
+import type { PipeApi, PipePeer } from '../native/loader.js';
+import { AddonStream } from './addon-stream.js';
 
 export type { PipeApi, PipePeer } from '../native/loader.js';
 
@@ -13,40 +14,16 @@ export function isPipePath(path: string): boolean {
   return /^[\\/]{2}[.?][\\/]pipe[\\/]/i.test(path);
 }
 
-class PipeConnection extends Duplex {
-  constructor(
-    private readonly server: NativePipeServer,
-    private readonly id: number,
-  ) {
-    super({ allowHalfOpen: false });
-  }
-  override _read(): void {
-    // bytes are pushed as the addon delivers them
-  }
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.server.write(this.id, chunk);
-    cb();
-  }
-  override _final(cb: (e?: Error | null) => void): void {
-    this.server.end(this.id); // after the queued writes, like socket.end()
-    cb();
-  }
-  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
-    this.server.destroy(this.id);
-    cb(err);
-  }
-}
-
 export interface PipeListener {
   close(): void;
 }
 
 /** Listens on `name`; `onConnection` gets each client's stream and identity (it may destroy the stream at once). */
 export function listenPipe(api: PipeApi, name: string, onConnection: (conn: Duplex, peer: PipePeer) => void): PipeListener {
-  const conns = new Map<number, PipeConnection>();
+  const conns = new Map<number, AddonStream>();
   const native = api.listen(name, (kind, id, payload) => {
     if (kind === 'connect') {
-      const c = new PipeConnection(native, id);
+      const c = new AddonStream({ write: (chunk) => native.write(id, chunk), end: () => native.end(id), destroy: () => native.destroy(id) });
       conns.set(id, c);
       onConnection(c, payload as PipePeer);
       return;
@@ -57,10 +34,9 @@ export function listenPipe(api: PipeApi, name: string, onConnection: (conn: Dupl
       c.push(payload as Buffer);
       return;
     }
-    // 'close': the client went away or we ended it. End the readable side so data already pushed
-    // is still read; autoDestroy then closes the stream.
+    // 'close': the client went away or we ended it; autoDestroy then closes the stream
     conns.delete(id);
-    if (!c.destroyed) c.push(null);
+    c.peerClosed();
   });
   return { close: () => native.close() };
 }

@@ -69,6 +69,28 @@ async function settled(file: string): Promise<Array<Record<string, unknown>>> {
   throw new Error(`requests without an outcome line in ${file}`);
 }
 
+/**
+ * `count` P-256 requests of `sha256`, every record equal to the one the JavaScript path writes for
+ * the same request (with this record's id and time), each with one `ok` outcome line, and the ids
+ * of both paths unique and in order.
+ */
+function expectJavaScriptPathLines(d: RunningDaemon, lines: Array<Record<string, unknown>>, count: number): void {
+  const requests = lines.filter((l) => l.event === 'request');
+  expect(requests).toHaveLength(count);
+  const key = d.backend.tokens()[0]!.keys.find((k) => k.label === 'ec-p256')!;
+  for (const r of requests) {
+    const peer = { pid: process.pid, uid: process.getuid!(), gid: 0, exe: (r.peer as { exe: string }).exe };
+    expect(r).toEqual(requestRecord({ time: new Date(r.time as string), conn: 0, peer, req: req(key.handle, C.CKM_ECDSA, sha256), key }, r.id as string));
+    expect(new Date(r.time as string).toISOString()).toBe(r.time);
+    const outcomes = lines.filter((l) => l.event === 'outcome' && l.id === r.id);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({ outcome: 'ok', backend_us: expect.any(Number) });
+  }
+  const seqs = requests.map((r) => Number(String(r.id).split('-')[1]));
+  expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+  expect(new Set(seqs).size).toBe(seqs.length);
+}
+
 beforeAll(() => {
   process.env.SOFTHSM2_CONF = testToken().softhsmConf;
   dir = mkdtempSync(join(tmpdir(), 'sb-native-'));
@@ -95,26 +117,7 @@ describe('the native signing path (audit log on tmpfs)', () => {
     c.close();
     expect(native.stats().signed - before).toBe(20);
 
-    const lines = await settled(audit);
-    const requests = lines.filter((l) => l.event === 'request');
-    expect(requests).toHaveLength(23);
-    const key = d.backend.tokens()[0]!.keys.find((k) => k.label === 'ec-p256')!;
-    for (const r of requests) {
-      // the JavaScript path's record of the same request, with this record's id and time
-      const expected = requestRecord(
-        { time: new Date(r.time as string), conn: 0, peer: { pid: process.pid, uid: process.getuid!(), gid: 0, exe: (r.peer as { exe: string }).exe }, req: req(key.handle, C.CKM_ECDSA, sha256), key },
-        r.id as string,
-      );
-      expect(r).toEqual(expected);
-      expect(new Date(r.time as string).toISOString()).toBe(r.time);
-      const outcomes = lines.filter((l) => l.event === 'outcome' && l.id === r.id);
-      expect(outcomes).toHaveLength(1);
-      expect(outcomes[0]).toMatchObject({ outcome: 'ok', backend_us: expect.any(Number) });
-    }
-    // one counter for both paths: ids unique and in order
-    const seqs = requests.map((r) => Number(String(r.id).split('-')[1]));
-    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-    expect(new Set(seqs).size).toBe(seqs.length);
+    expectJavaScriptPathLines(d, await settled(audit), 23);
   });
 
   it('what it declines (PSS parameters, another hash, GET_INVENTORY) the JavaScript path answers, in order', async () => {
@@ -170,17 +173,7 @@ describe('the native signing path (audit log on tmpfs)', () => {
     c.close();
     // one client alone: the daemon is idle between its requests, so the native path takes them
     expect(native.stats().signed - before).toBe(10);
-    const lines = await settled(audit);
-    const requests = lines.filter((l) => l.event === 'request');
-    expect(requests).toHaveLength(13);
-    const key = d.backend.tokens()[0]!.keys.find((k) => k.label === 'ec-p256')!;
-    for (const r of requests) {
-      const expected = requestRecord(
-        { time: new Date(r.time as string), conn: 0, peer: { pid: process.pid, uid: process.getuid!(), gid: 0, exe: (r.peer as { exe: string }).exe }, req: req(key.handle, C.CKM_ECDSA, sha256), key },
-        r.id as string,
-      );
-      expect(r).toEqual(expected);
-    }
+    expectJavaScriptPathLines(d, await settled(audit), 13);
   });
 
   it('a malformed frame closes only that connection (one log line); a client gone mid-frame is logged; the daemon signs on', async () => {

@@ -15,7 +15,7 @@
 //   .key(handle, obj: Buffer, sigLen, mechanisms: number[], maxRsaData, idleCostUs) / .dropKey(handle)
 //   .scheduler(shared: Float64Array[pool, client, at], contentionWindow, idleMaxUs)   scheduler.ts's state
 //   .keyJson(handle, json)            the key's audit fragment (the daemon's audit-record.ts)
-//   .audit(fd, run, state: Float64Array[seq, size, torn], maxBytes, mechJson, hashes, onDisk, due()) / .auditFd(fd)
+//   .audit(fd, run, state: Float64Array[seq, size, torn, flushing], maxBytes, mechJson, hashes, onDisk, due()) / .auditFd(fd)
 //                                     due(): outcome lines have waited 5 ms; audit.ts takes them
 //   .adopt(fd, onEvent(kind 0 = data | 1 = closed, frame?)) → id     the connection is served here
 //   .allow(id, peerJson, client) / .deny(id)  SIGN frames of this connection may (no longer) be made here
@@ -198,7 +198,7 @@ struct Signer {
   // the audit log (src/daemon/audit.ts owns the file; these are its fd and shared counters)
   int audit_fd = -1;
   std::unique_ptr<Writer> writer;  // the audit log is on a disk: its writes run there
-  double* state = nullptr;  // [0] last record seq, [1] file size, [2] torn (a write failed part-way)
+  double* state = nullptr;  // [0] last record seq, [1] file size, [2] torn (a write failed part-way), [3] audit.ts writing
   Napi::Reference<Napi::Float64Array> state_ref;
   double max_bytes = 0;
   std::string run;
@@ -340,7 +340,8 @@ void recorded(Signer& s, size_t bytes, const std::string& id, const char* outcom
 // `peer`: the connection's audit fragment; `client`: its connection number in the daemon. On
 // success the reply frame is in s.out.
 bool sign_frame(Signer& s, const uint8_t* p, size_t n, const std::string& peer, double client) {
-  if (s.audit_fd < 0 || !s.state || s.state[2] != 0) return decline(s, kNoAudit);
+  // torn, or audit.ts has a write of its own in flight (its size would be stale): its turn
+  if (s.audit_fd < 0 || !s.state || s.state[2] != 0 || s.state[3] != 0) return decline(s, kNoAudit);
   if (n < sb::proto::HEADER_SIZE) return decline(s, kNotSign);
   sb::proto::FrameHeader h = sb::proto::read_header(p);
   if (size_t(h.length) + 4 != n || h.call != uint8_t(Call::Sign) || h.kind != sb::proto::KIND_REQUEST) return decline(s, kNotSign);
@@ -785,8 +786,8 @@ class NativeSigner : public Napi::ObjectWrap<NativeSigner> {
       throw Napi::TypeError::New(env, "audit(fd, run, state, maxBytes, mechJson, hashes, onDisk, takeOutcomes)");
     s_.on_outcomes = Napi::Persistent(info[7].As<Napi::Function>());
     auto state = info[2].As<Napi::TypedArray>();
-    if (state.TypedArrayType() != napi_float64_array || state.ElementLength() < 3)
-      throw Napi::TypeError::New(env, "audit: state must be a Float64Array of 3");
+    if (state.TypedArrayType() != napi_float64_array || state.ElementLength() < 4)
+      throw Napi::TypeError::New(env, "audit: state must be a Float64Array of 4");
     s_.state_ref = Napi::Persistent(state.As<Napi::Float64Array>());
     s_.state = state.As<Napi::Float64Array>().Data();
     s_.audit_fd = info[0].As<Napi::Number>().Int32Value();

@@ -68,14 +68,15 @@ export type NativeAuditPeer = Pick<NativeSignerApi, 'audit' | 'auditFd' | 'takeO
 export class AuditLog implements AuditSink {
   /**
    * Shared with the native signing path, which writes request records to the same descriptor:
-   * [0] the last record's sequence number, [1] the file's size, [2] 1 when a write failed part-way.
+   * [0] the last record's sequence number, [1] the file's size, [2] 1 when a write failed part-way,
+   * [3] 1 while a write of ours is in flight (the native side then leaves the file to us, so the
+   * size it checks against --audit-max-bytes is never stale).
    */
-  private readonly state = new Float64Array(3);
+  private readonly state = new Float64Array(4);
   private native: NativeAuditPeer | undefined;
   /** lines waiting for the next write; `waiters` are the synced records among them */
   private pending: string[] = [];
   private waiters: Waiter[] = [];
-  private flushing = false;
   /** writes pending outcome lines that no request record took along */
   private timer: NodeJS.Timeout | undefined;
   private armed = false;
@@ -100,6 +101,13 @@ export class AuditLog implements AuditSink {
     readonly onLoop: boolean,
   ) {
     this.size = size;
+  }
+
+  private get flushing(): boolean {
+    return this.state[3] !== 0;
+  }
+  private set flushing(f: boolean) {
+    this.state[3] = f ? 1 : 0;
   }
 
   private get size(): number {
@@ -224,6 +232,7 @@ export class AuditLog implements AuditSink {
   }
 
   private rotationDue(): boolean {
+    this.collectNative(); // the native path's waiting outcome lines go out in the same write
     let n = 0;
     for (const l of this.pending) n += l.length;
     return this.size > 0 && this.size + n > this.maxBytes; // rotation is asynchronous

@@ -111,7 +111,7 @@ export interface NativeSignerApi {
   scheduler(shared: Float64Array, contentionWindow: number, idleMaxUs: number): void;
   dropKey(handle: Buffer): void;
   keyJson(handle: Buffer, json: string): void;
-  /** state: [last record seq, file size, torn] shared with src/daemon/audit.ts; hashes: [ckm, length, '"hash":"…","digest":"'] */
+  /** state: [last record seq, file size, torn, audit.ts writing] shared with src/daemon/audit.ts; hashes: [ckm, length, '"hash":"…","digest":"'] */
   /** onDisk: the record's synchronous write runs on a thread of the addon's while the loop signs (and the loop waits for it). */
   audit(fd: number, run: string, state: Float64Array, maxBytes: number, mechJson: Record<number, string>, hashes: Array<[number, number, string]>, onDisk: boolean, outcomesDue: () => void): void;
   auditFd(fd: number): void;
